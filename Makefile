@@ -1,0 +1,29 @@
+# Everything a fresh polyglot machine needs is installed from here (apt, pip, Maven, Zig).
+PY ?= python3
+APT_PACKAGES = hyperfine bubblewrap chromium
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system python targets demo test lint
+
+setup: system python targets
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+python:
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+
+targets:
+	@for t in targets/*/; do [ -f $$t/Makefile ] && $(MAKE) -s -C $$t setup || true; done
+
+# The main job: a scripted showcase transcript replayed offline, every measurement live.
+demo: setup
+	optimize --repo loganalyzer --llm replay:targets/loganalyzer/showcase.jsonl
+
+test: setup
+	$(PY) -m pytest -q
+
+lint:
+	$(PY) -m ruff check .

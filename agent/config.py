@@ -1,0 +1,154 @@
+"""The target spec (`optimize.toml`): what to build, test, measure and protect.
+
+Validated by pydantic; durations are written like "90s", "15m", "1h" and fractions like "2%".
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+
+class SpecError(Exception):
+    """The target spec is missing or invalid; the message names the file and key."""
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    m = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s|m|h)?\s*", str(value))
+    if not m:
+        raise ValueError(f"expected a duration like '90s', '15m' or '1h', got {value!r}")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def _fraction(value: object) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    m = re.fullmatch(r"\s*([0-9.]+)\s*%\s*", str(value))
+    if not m:
+        raise ValueError(f"expected a percentage like '2%', got {value!r}")
+    return float(m.group(1)) / 100
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+Fraction = Annotated[float, BeforeValidator(_fraction), Field(ge=0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(Strict):
+    cmd: str = Field(description="Shell command, run in the worktree root.")
+    timeout: Seconds = Field(900, description="Kill the whole process group after this long.")
+
+
+class Metric(Strict):
+    regex: str | None = Field(None, description="First group is the number; the last match in the output wins.")
+    json_path: str | None = Field(None, description="Dotted path into a JSON object printed on the last line.")
+    unit: str = Field("s", description="Shown to people, e.g. 'MT/s' or 'tok/s'.")
+    better: Literal["higher", "lower"] = "higher"
+
+
+class Bench(Step):
+    metric: Metric | None = Field(None, description="None: wall time of the command, lower is better.")
+    same_output: list[str] = Field(default_factory=list, description="Regexes of output lines that must equal the baseline's.")
+    timeout: Seconds = 600
+
+
+class GuardMetric(Strict):
+    name: Literal["peak_rss", "cpu_time"]
+    max_regression: Fraction = 0.10
+
+
+class Guard(Strict):
+    protected: list[str] = Field(default_factory=lambda: ["optimize.toml"], description="Globs the model may not change.")
+    metrics: list[GuardMetric] = Field(default_factory=list)
+    max_plausible_speedup: float = Field(10.0, description="Larger wins from small diffs are flagged as suspicious.")
+
+
+class Profile(Strict):
+    kind: Literal["py-spy", "jfr", "perf", "callgrind", "none"] = "none"
+    cmd: str | None = Field(None, description="Command to profile; defaults to the bench command.")
+    timeout: Seconds = 600
+
+
+class Decide(Strict):
+    min_effect: Fraction = Field(0.02, description="Smallest win worth keeping; raised to the measured noise floor.")
+    alpha: float = Field(0.01, gt=0, lt=0.5, description="Total false-accept rate, split across the looks.")
+    looks: list[int] = Field(default_factory=lambda: [5, 10, 20, 40], description="Pair counts at which the data is examined.")
+    calibration_pairs: int = Field(10, ge=3, description="A/A pairs at baseline to estimate the noise floor.")
+    noise_multiple: float = Field(2.0, ge=0, description="min_effect >= noise_multiple x the A/A interval half-width.")
+    confirm_pairs: int = Field(20, ge=3, description="Pairs for the final best-vs-baseline confirmation.")
+    pin_cpu: int | None = Field(None, description="Pin every sample to this core with taskset.")
+
+
+class TargetSpec(Strict):
+    name: str = "target"
+    description: str = ""
+    build: Step | None = None
+    test: Step
+    bench: Bench
+    guard: Guard = Guard()
+    profile: Profile = Profile()
+    decide: Decide = Decide()
+
+
+def load_spec(path: Path) -> TargetSpec:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise SpecError(f"{path}: no such file") from e
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML: {e}") from e
+    return parse_spec(data, str(path))
+
+
+def parse_spec(data: dict, where: str) -> TargetSpec:
+    try:
+        return TargetSpec.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"[{'.'.join(str(p) for p in err['loc'])}] {err['msg']}" for err in e.errors()
+        )
+        raise SpecError(f"{where}: {problems}") from e
+
+
+def dump_spec(spec: TargetSpec) -> str:
+    """TOML text of a spec (for `optimize init`); written by hand since tomllib only reads."""
+    lines = [f"name = {_toml(spec.name)}", ""]
+    for section in ("build", "test", "bench", "guard", "profile", "decide"):
+        value = getattr(spec, section)
+        if value is None:
+            continue
+        lines.append(f"[{section}]")
+        for key, item in value.model_dump(exclude_none=True).items():
+            lines.append(f"{key} = {_toml(item)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    raise TypeError(value)
+
+
+def _quote(s: str) -> str:
+    if "'" not in s and "\n" not in s:
+        return f"'{s}'"  # a literal string keeps regex backslashes readable
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
