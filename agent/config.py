@@ -59,6 +59,7 @@ class Metric(Strict):
 class Bench(Step):
     metric: Metric | None = Field(None, description="None: wall time of the command, lower is better.")
     same_output: list[str] = Field(default_factory=list, description="Regexes of output lines that must equal the baseline's.")
+    reference_cmd: str | None = Field(None, description="Another implementation, measured side by side with the best at the end.")
     timeout: Seconds = 600
 
 
