@@ -1,0 +1,57 @@
+"""One strategy's conversation: the model works with tools until it finishes, gives up or runs out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent import prompts
+from agent.llm import Model, Reply
+from agent.toolbox import TOOLS, Toolbox, ToolError, parse_args
+
+
+@dataclass
+class Conversation:
+    tool_calls: int = 0
+    ended: str = "budget"  # finish | give_up | budget | stalled
+    message: str = ""
+
+
+def converse(model: Model, toolbox: Toolbox, system: str, brief: str, *, tag: str, max_tool_calls: int,
+             before_call: Callable[[], None], on_reply: Callable[[Reply], None],
+             on_tool: Callable[[str, str], None] = lambda name, out: None) -> Conversation:
+    messages: list[dict] = [{"role": "system", "content": system}, {"role": "user", "content": brief}]
+    result, nudges, last_call, streak = Conversation(), 0, "", 0
+    while result.tool_calls < max_tool_calls:
+        before_call()  # budgets and signals are checked before every model call
+        reply = model.complete(messages, TOOLS, tag=tag)
+        on_reply(reply)
+        messages.append(reply.as_message())
+        if not reply.tool_calls:
+            nudges += 1
+            if nudges > 3:
+                result.ended = "stalled"
+                return result
+            messages.append({"role": "user", "content": prompts.CUT_OFF if reply.finish_reason == "length" else prompts.NO_TOOL})
+            continue
+        for call in reply.tool_calls:
+            result.tool_calls += 1
+            signature = call.name + json.dumps(call.arguments)
+            streak = streak + 1 if signature == last_call else 1
+            last_call = signature
+            try:
+                output = toolbox.call(call.name, parse_args(call.arguments))
+            except ToolError as e:
+                output = f"error: {e}"
+            if streak >= 3:
+                output += "\n" + prompts.REPEATED.format(n=streak)
+            on_tool(call.name, output)
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": output})
+        if toolbox.ended:
+            result.ended, result.message = toolbox.ended, toolbox.message
+            return result
+        if streak >= 6:
+            result.ended = "stalled"
+            return result
+    return result

@@ -1,0 +1,262 @@
+"""The `optimize` command.
+
+Exit codes: 0 done; 2 bad input or configuration; 3 the LLM endpoint cannot be used;
+130 interrupted (the run can be resumed); 1 an internal error (a bug: please report it).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agent import show as shows
+from agent.config import dump_spec
+from agent.llm import LLMError
+from agent.records import RecordError, find_run, list_runs
+from agent.session import BaselineError, Options, Session
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Nightshift: an overnight performance engineer. `optimize --repo PATH` starts a run.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run records live.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+DEFAULT_RUNS = Path("runs")
+
+
+class Exit(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@app.command()
+def run(
+    repo: Annotated[str, typer.Option("--repo", help="A git repo, a plain folder, or a bundled target name.")],
+    target: Annotated[Path | None, typer.Option("--target", help="The optimize.toml to use.")] = None,
+    llm: Annotated[str | None, typer.Option("--llm", help="Endpoint URL, or replay:FILE.jsonl.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model id on the endpoint.")] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS,
+    iterations: Annotated[int, typer.Option(help="Stop after this many attempts.")] = 12,
+    hours: Annotated[float, typer.Option(help="Wall-clock budget, confirmation included.")] = 12.0,
+    strategies: Annotated[int, typer.Option(help="Strategies asked for per plan.")] = 6,
+    max_tool_calls: Annotated[int, typer.Option(help="Tool calls per attempt.")] = 60,
+    max_tokens: Annotated[int | None, typer.Option(help="Token budget for the whole run.")] = None,
+    allow_dirty: Annotated[bool, typer.Option(help="Optimise HEAD even with uncommitted changes (left alone).")] = False,
+    profile: Annotated[bool, typer.Option(help="Profile the baseline and every new best.")] = True,
+    quiet: Annotated[bool, typer.Option(help="No progress lines.")] = False,
+) -> None:
+    """Start a run: baseline, plan, attempt, verify, keep only verified wins."""
+    from agent import start
+    from agent.ui import Progress
+
+    src = start.resolve(repo, target)
+    start.check_repo(src, allow_dirty)
+    start.check_runs_dir(runs_dir)
+    options = Options(iterations=iterations, hours=hours, strategies=strategies, max_tool_calls=max_tool_calls,
+                      max_tokens=max_tokens, profile=profile)
+    ui = Progress(quiet=quiet)
+    session = start.new_session(src, runs_dir=runs_dir, llm=llm, model_name=model, options=options, ui=ui)
+    ui.log(f"run {session.run_id} · target {src.spec.name} ({src.spec_origin}) · model {session.manifest.model} "
+           f"· sandbox {session.manifest.sandbox} · record {session.store.path}")
+    _drive(session)
+
+
+def _drive(session: Session, resumed: bool = False) -> None:
+    from agent import loop
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if session.interrupted:
+            raise KeyboardInterrupt
+        session.interrupted = True
+        session.ui.log("stopping after the current step (Ctrl-C again to stop now)", warn=True)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        reason = loop.run(session, resumed=resumed)
+    except BaselineError as e:
+        session.cleanup()
+        session.manifest.status, session.manifest.stop_reason = "failed", "baseline"
+        session.store.write_manifest(session.manifest)
+        raise Exit(2, str(e)) from e
+    except LLMError:
+        session.cleanup()
+        session.manifest.status, session.manifest.stop_reason = "interrupted", "endpoint unusable"
+        session.store.write_manifest(session.manifest)
+        raise
+    _print_show(shows.show(session.store))
+    if reason == "interrupted":
+        raise Exit(130, f"interrupted; continue with `optimize resume {session.run_id}`")
+
+
+@app.command()
+def resume(run_id: Annotated[str, typer.Argument(help="Run id or prefix.")], runs_dir: RunsDir = DEFAULT_RUNS,
+           llm: Annotated[str | None, typer.Option(help="Endpoint URL or replay:FILE (default: as recorded).")] = None,
+           quiet: bool = False) -> None:
+    """Continue a run that was interrupted, killed or cut off by an endpoint outage."""
+    from agent import resume as resumes
+    from agent.ui import Progress
+
+    session = resumes.reopen(find_run(runs_dir, run_id), llm=llm, ui=Progress(quiet=quiet))
+    _drive(session, resumed=True)
+
+
+@app.command()
+def init(repo: Annotated[Path, typer.Option("--repo", help="The project to describe.")],
+         force: Annotated[bool, typer.Option(help="Overwrite an existing optimize.toml.")] = False) -> None:
+    """Write a guessed optimize.toml for you to edit."""
+    from tools import detect
+
+    if not repo.is_dir():
+        raise Exit(2, f"--repo {repo}: not a directory")
+    path = repo / "optimize.toml"
+    if path.exists() and not force:
+        raise Exit(2, f"{path} exists; pass --force to overwrite it")
+    guessed = detect.guess(repo)
+    if guessed is None:
+        raise Exit(2, f"{repo}: nothing recognisable (pytest, Maven, Zig, Cargo, Make); write optimize.toml by hand")
+    spec, why = guessed
+    path.write_text(f"# Guessed by `optimize init` ({why}). Check every command, then run `optimize --repo {repo}`.\n"
+                    + dump_spec(spec))
+    out.print(f"wrote {path}: {why}")
+
+
+@app.command()
+def runs(runs_dir: RunsDir = DEFAULT_RUNS, as_json: AsJson = False) -> None:
+    """List the runs in the runs directory."""
+    rows = [shows.run_row(m) for m in list_runs(runs_dir)]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table("run", "status", "target", "started", "speedup")
+    for m, row in zip(list_runs(runs_dir), rows, strict=True):
+        table.add_row(row["run_id"], row["status"], row["target"], row["started"],
+                      f"{m.summary['speedup']:.2f}x" if "speedup" in m.summary else "")
+    out.print(table)
+
+
+@app.command("show")
+def show_cmd(run_id: Annotated[str, typer.Argument(help="Run id or prefix.")], runs_dir: RunsDir = DEFAULT_RUNS,
+             as_json: AsJson = False,
+             iteration: Annotated[int | None, typer.Option(help="Show one attempt in full.")] = None) -> None:
+    """A run's verdicts, branches and numbers."""
+    data = shows.show(find_run(runs_dir, run_id))
+    if as_json:
+        print(json.dumps(data, indent=1))
+    elif iteration is not None:
+        _print_iteration(data, iteration)
+    else:
+        _print_show(data)
+
+
+def _fmt_ci(ci: list[float] | None) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+def _print_show(d: dict) -> None:
+    unit = d["metric"]["unit"]
+    table = Table("#", "strategy", "verdict", "reason", "speedup", "95% CI", "flags", title=f"run {d['run_id']}")
+    for it in d["iterations"]:
+        style = {"accepted": "green", "rejected": "yellow"}.get(it["verdict"], "red")
+        table.add_row(str(it["index"]), it["strategy"], f"[{style}]{it['verdict']}[/{style}]", it["reason"],
+                      f"{it['speedup']:.3f}x" if it["speedup"] else "", _fmt_ci(it["ci"]), str(len(it["flags"])) if it["flags"] else "")
+    out.print(table)
+    b, base = d["best"], d["baseline"]
+    if base["value"] is not None:
+        line = (f"baseline {base['value']:.4g} {unit} → best {b['value']:.4g} {unit}: {b['speedup']:.2f}x "
+                f"{_fmt_ci(b['ci'])} ({'confirmed' if b['confirmed'] else 'not confirmed'}) on branch {b['branch']}")
+        out.print(line)
+        out.print(f"noise floor ±{base['noise_floor']:.1%}; wins below {base['min_effect']:.1%} are not accepted here")
+    if d.get("reference"):
+        r = d["reference"]
+        out.print(f"reference ({r['cmd']}): {r['value']:.4g} {unit}; best is {r['speedup']:.2f}x {_fmt_ci(r['ci'])} of it")
+    out.print(f"status {d['status']} ({d['stop_reason']}) · record {d['record']}")
+
+
+def _print_iteration(d: dict, index: int) -> None:
+    it = next((i for i in d["iterations"] if i["index"] == index), None)
+    if it is None:
+        raise Exit(2, f"run {d['run_id']} has no iteration {index}")
+    out.print(f"#{index} {it['strategy']}\nbranch {it['branch']} commit {it['commit']}\n"
+              f"verdict {it['verdict']} ({it['reason']}) {it['speedup'] or ''} {_fmt_ci(it['ci'])}")
+    for flag in it["flags"]:
+        out.print(f"flag: {flag}")
+    out.print(it["detail"])
+    out.print(f"files: {Path(d['record']) / it['files']}")
+
+
+@app.command()
+def ab(a: Annotated[str, typer.Option("--a", help="Baseline command.")],
+       b: Annotated[str, typer.Option("--b", help="Candidate command.")],
+       metric: Annotated[str | None, typer.Option(help="Regex whose group 1 is the metric; default: wall time.")] = None,
+       better: Annotated[str | None, typer.Option(help="higher or lower (default: lower for time, higher for a metric).")] = None,
+       min_effect: Annotated[float, typer.Option(help="Smallest win that counts, as a fraction.")] = 0.02,
+       max_pairs: Annotated[int, typer.Option(help="Largest number of pairs.")] = 40,
+       as_json: AsJson = False) -> None:
+    """Interleaved A/B of two commands: is B better than A?"""
+    from agent.ab import compare
+
+    result = compare(a, b, metric=metric, better=better, min_effect=min_effect, max_pairs=max_pairs)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        out.print(f"{result['verdict']}: B is {result['speedup']:.3f}x A {_fmt_ci(result['ci'])} after {result['pairs']} pairs")
+
+
+@app.command("profile")
+def profile_cmd(repo: Annotated[str, typer.Option("--repo", help="A path or a bundled target name.")],
+                target: Annotated[Path | None, typer.Option("--target")] = None,
+                out_dir: Annotated[Path | None, typer.Option("--out", help="Where to write the profile.")] = None,
+                as_json: AsJson = False) -> None:
+    """Profile a target's benchmark: flame graph, collapsed stacks, allocations, top frames."""
+    from agent.profiling import profile_repo
+
+    result = profile_repo(repo, target, out_dir)
+    if as_json:
+        print(json.dumps(result, indent=1))
+    else:
+        out.print("\n".join(f"{k}: {v}" for k, v in result.items() if k != "top"))
+        for f in result["top"][:10]:
+            out.print(f"{f['self_pct']:6.1f}% self {f['total_pct']:6.1f}% total  {f['frame']}")
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv and argv[0].startswith("--") and argv[0] not in ("--help", "-h"):
+        argv = ["run", *argv]  # `optimize --repo X` is `optimize run --repo X`
+    from agent.start import BadInput
+
+    try:
+        app(argv, standalone_mode=False)
+    except (BadInput, RecordError) as e:
+        _fail(2, str(e))
+    except Exit as e:
+        _fail(e.code, str(e))
+    except LLMError as e:
+        _fail(3, str(e))
+    except KeyboardInterrupt:
+        _fail(130, "interrupted")
+    except typer.Abort:
+        _fail(130, "aborted")
+    except Exception as e:  # click's usage errors carry their own exit code
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+def _fail(code: int, message: str) -> None:
+    err.print("error: " if code != 130 else "", style="bold red", end="")
+    err.print(message, markup=False)
+    sys.exit(code)

@@ -1,0 +1,40 @@
+"""The plan–act–measure loop. Everything it calls lives in agent/session.py."""
+
+from __future__ import annotations
+
+from agent.llm import ReplayExhausted
+from agent.records import FinishEvent
+from agent.session import Session, Stop
+
+
+def run(s: Session, *, resumed: bool = False) -> str:
+    """Baseline → plan → (attempt → verify → keep or drop)* → confirm. Returns the stop reason."""
+    try:
+        if not resumed:
+            s.baseline()
+        empty_plans = 0
+        while True:
+            if not s.queue:
+                if s.iteration >= s.options.iterations:
+                    raise Stop("iteration budget spent")
+                s.plan()
+                empty_plans = 0 if s.queue else empty_plans + 1
+                if empty_plans >= 2:
+                    raise Stop("the planner has no new strategies")
+            while s.queue:
+                if s.iteration >= s.options.iterations:
+                    raise Stop("iteration budget spent")
+                s.attempt(s.queue[0])
+                s.queue.pop(0)
+    except ReplayExhausted:
+        reason = "transcript ended"
+    except Stop as stop:
+        reason = stop.reason
+    status = "interrupted" if reason == "interrupted" else "finished"
+    if status == "finished":
+        s.confirm()
+    s.cleanup()
+    s.manifest.status, s.manifest.stop_reason = status, reason
+    s.save_manifest(tokens=s.tokens, tool_calls=s.tool_calls, hours=s.elapsed() / 3600)
+    s.store.append(FinishEvent(status=status, stop_reason=reason))
+    return reason

@@ -1,0 +1,366 @@
+"""The state of one run and its steps: baseline, plan, attempt, confirm, finish.
+
+`agent/loop.py` strings these together; everything here records what it does in the run store
+before moving on, so a run killed at any point can be resumed from its events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent import prompts, verify
+from agent.attempt import converse
+from agent.config import TargetSpec
+from agent.llm import Model, Reply
+from agent.notebook import Entry, Notebook
+from agent.planner import Strategy, plan
+from agent.records import (
+    AttemptStarted, BaselineEvent, ConfirmEvent, IterationEvent, Manifest, NoteEvent, PlanEvent, RunStore,
+)
+from agent.target import Target, failure
+from agent.toolbox import Toolbox
+from agent.ui import Progress
+from agent.verify import Arm, Outcome
+from tools import gitops, stats
+from tools.bench import SampleError, metric_value
+
+
+class Stop(Exception):
+    """Ends the run (or the current attempt) for a stated reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BaselineError(Exception):
+    """The target cannot be measured as it is: a user problem (exit 2), reported with the output tail."""
+
+
+@dataclass
+class Options:
+    iterations: int = 12
+    hours: float = 12.0
+    strategies: int = 6
+    max_tool_calls: int = 60  # per attempt
+    max_total_tool_calls: int | None = None
+    max_tokens: int | None = None
+    profile: bool = True
+
+
+@dataclass
+class Session:
+    spec: TargetSpec
+    store: RunStore
+    manifest: Manifest
+    model: Model
+    repo: Path
+    options: Options
+    ui: Progress
+    started: float = field(default_factory=time.monotonic)
+    interrupted: bool = False
+    base: Arm | None = None
+    best: Arm | None = None
+    baseline_value: float = 0.0
+    best_value: float = 0.0
+    min_effect: float = 0.0
+    noise: float = 0.0
+    expected: list[str] = field(default_factory=list)
+    notebook: Notebook = field(default_factory=Notebook)
+    iteration: int = 0
+    plan_round: int = 0
+    queue: list[Strategy] = field(default_factory=list)
+    llm_position: int = 0
+    tool_calls: int = 0
+    tokens: dict[str, int] = field(default_factory=lambda: {"prompt": 0, "completion": 0, "cached": 0})
+    profile_text: str = "(no profile yet)"
+    profile_dir: Path | None = None
+    seconds_per_pair: float = 1.0
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest.run_id
+
+    @property
+    def prefix(self) -> str:
+        return f"optimize/{self.run_id}/"
+
+    def worktree(self, name: str) -> Path:
+        return self.repo / ".git" / "nightshift" / self.run_id / name
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def check(self, *, reserve: bool = False) -> None:
+        """Raise Stop when a signal arrived or a budget is spent; called before every model call."""
+        if self.interrupted:
+            raise Stop("interrupted")
+        left = self.options.hours * 3600 - self.elapsed()
+        if left <= (self.confirm_seconds() if reserve else 0):
+            raise Stop("deadline")
+        if self.options.max_tokens and self.tokens["prompt"] + self.tokens["completion"] >= self.options.max_tokens:
+            raise Stop("token budget spent")
+        if self.options.max_total_tool_calls and self.tool_calls >= self.options.max_total_tool_calls:
+            raise Stop("tool-call budget spent")
+
+    def confirm_seconds(self) -> float:
+        return self.spec.decide.confirm_pairs * self.seconds_per_pair * 1.5
+
+    def count(self, reply: Reply) -> None:
+        self.llm_position += 1
+        self.tokens["prompt"] += reply.usage.prompt_tokens
+        self.tokens["completion"] += reply.usage.completion_tokens
+        self.tokens["cached"] += reply.usage.cached_tokens
+
+    def metric_text(self) -> str:
+        m = self.spec.bench.metric
+        return f"{m.unit}, {m.better} is better" if m else "wall time of the benchmark (s), lower is better"
+
+    def fmt(self, value: float) -> str:
+        return f"{value:.4g} {self.spec.bench.metric.unit if self.spec.bench.metric else 's'}"
+
+    def note(self, text: str, level: str = "info") -> None:
+        self.store.append(NoteEvent(text=text, level=level))
+        self.ui.log(text, warn=level == "warning")
+
+    def save_manifest(self, **summary: object) -> None:
+        self.manifest.summary.update(summary)
+        self.store.write_manifest(self.manifest)
+
+    # --- baseline --------------------------------------------------------------------------------
+
+    def baseline(self) -> None:
+        self.ui.phase("baseline")
+        commit = self.manifest.base_commit
+        self.base = Arm(commit, gitops.add_worktree(self.repo, self.worktree("base"), commit))
+        target = Target(self.spec, self.base.worktree)
+        build = target.build()
+        if build is not None and failure(build, "build-failed"):
+            raise BaselineError(f"the build fails on the unmodified code ({self.spec.build.cmd}):\n{build.tail()}")
+        tests = target.test()
+        if failure(tests, "tests-failed"):
+            raise BaselineError(f"the tests fail on the unmodified code ({self.spec.test.cmd}):\n{tests.tail()}")
+        bench = target.bench()
+        if failure(bench, "crashed"):
+            raise BaselineError(f"the benchmark fails on the unmodified code ({self.spec.bench.cmd}):\n{bench.tail()}")
+        if self.spec.bench.metric:
+            try:
+                metric_value(bench.output, self.spec.bench.metric)
+            except ValueError as e:
+                raise BaselineError(f"the benchmark's output has no metric: {e}\n--- output tail ---\n{bench.tail()}") from e
+        self.expected = verify.expected_lines(self.spec, bench.output)
+        self.ui.phase("calibrating noise (A/A)")
+        started = time.monotonic()
+        aa = verify.measure(self.spec, self.base, self.base, looks=[self.spec.decide.calibration_pairs], min_effect=0.0)
+        self.seconds_per_pair = (time.monotonic() - started) / max(1, aa.decision.pairs)
+        ratios = stats.speedups([s.value for s in aa.a], [s.value for s in aa.b], self.spec.bench.metric.better if self.spec.bench.metric else "lower")
+        self.noise = stats.noise_floor(ratios)
+        self.min_effect = max(self.spec.decide.min_effect, self.spec.decide.noise_multiple * self.noise)
+        self.baseline_value = self.best_value = aa.mean("a")
+        self.best = self.base
+        self.note(f"noise floor on this machine: ±{self.noise:.1%} — smaller changes cannot be verified here; "
+                  f"accepting wins above {self.min_effect:.1%}")
+        if self.noise > 0.10:
+            self.note("this machine is very noisy; only large wins will be accepted", "warning")
+        profile = self.profile(0)
+        self.store.append(BaselineEvent(
+            commit=commit, value=self.baseline_value, unit=self.spec.bench.metric.unit if self.spec.bench.metric else "s",
+            better=self.spec.bench.metric.better if self.spec.bench.metric else "lower", noise_floor=self.noise,
+            min_effect=self.min_effect, output_lines=self.expected, profile=profile))
+        gitops.set_branch(self.repo, self.prefix + "best", commit)
+        self.save_manifest(baseline_value=self.baseline_value, noise_floor=self.noise, min_effect=self.min_effect)
+        self.ui.best(self.baseline_value, 1.0)
+
+    def profile(self, index: int) -> dict | None:
+        if not self.options.profile or self.spec.profile.kind == "none" or self.best is None:
+            return None
+        from tools.profile import profile_target
+
+        out = self.store.iteration_dir(index) / "profile"
+        self.ui.phase("profiling")
+        result = profile_target(self.spec.profile.kind, self.spec.profile.cmd or self.spec.bench.cmd,
+                                self.best.worktree, out, timeout=self.spec.profile.timeout,
+                                previous=self.profile_dir / "cpu.collapsed" if self.profile_dir else None)
+        for w in result.warnings:
+            self.note(f"profiler: {w}", "warning")
+        if result.collapsed:
+            self.profile_dir = result.collapsed.parent
+        self.profile_text = result.summary or self.profile_text
+        return {"profiler": result.profiler, "flamegraph": _rel(result.flamegraph, self.store.path),
+                "collapsed": _rel(result.collapsed, self.store.path), "allocations": _rel(result.allocations, self.store.path)}
+
+    # --- plan -----------------------------------------------------------------------------------
+
+    def context(self) -> dict[str, str]:
+        files = gitops.tracked_files(self.best.worktree)
+        shown = "\n".join(files[:300]) + (f"\n(... {len(files) - 300} more)" if len(files) > 300 else "")
+        speedup = self.speedup_so_far()
+        return {"target": self.spec.name, "metric": self.metric_text(), "files": shown,
+                "best": f"{self.fmt(self.best_value)} ({speedup:.2f}x the baseline)",
+                "protected": ", ".join(self.spec.guard.protected), "profile": self.profile_text,
+                "notebook": self.notebook.render()}
+
+    def speedup_so_far(self) -> float:
+        better = self.spec.bench.metric.better if self.spec.bench.metric else "lower"
+        ratio = self.best_value / self.baseline_value if self.baseline_value else 1.0
+        return ratio if better == "higher" else 1 / ratio
+
+    def plan(self) -> None:
+        self.ui.phase("planning")
+        self.plan_round += 1
+        request = prompts.PLAN.format(k=self.options.strategies, **self.context())
+        result = plan(self.model, prompts.SYSTEM, request, before_call=lambda: self.check(reserve=True), on_reply=self.count)
+        fresh = []
+        for s in result.strategies[: self.options.strategies]:
+            if dup := self.notebook.duplicate_of(s.title, tuple(s.files)):
+                self.note(f"skipping '{s.title}': repeats rejected attempt #{dup.index:03d}")
+            else:
+                fresh.append(s)
+        self.queue = fresh
+        self.store.append(PlanEvent(round=self.plan_round, strategies=[s.model_dump() for s in fresh]))
+        self.manifest.summary["llm_position"] = self.llm_position
+        self.ui.log(f"plan #{self.plan_round}: " + "; ".join(s.title for s in fresh))
+
+    # --- attempt, verify, keep or drop ------------------------------------------------------------
+
+    def attempt(self, strategy: Strategy) -> None:
+        self.check(reserve=True)
+        self.iteration += 1
+        index, best = self.iteration, self.best
+        branch = f"{self.prefix}iter-{index:03d}-{_slug(strategy.title)}"
+        wt = gitops.add_worktree(self.repo, self.worktree(f"iter-{index:03d}"), best.commit, branch)
+        self.store.append(AttemptStarted(index=index, strategy=strategy.model_dump(), branch=branch,
+                                         base_commit=best.commit, llm_position=self.llm_position))
+        self.ui.attempt(index, strategy.title)
+        toolbox = Toolbox(Target(self.spec, wt), self.spec.guard.protected, lambda: self.profile_text, self.metric_line)
+        brief = prompts.ATTEMPT.format(index=index, title=strategy.title, hypothesis=strategy.hypothesis,
+                                       files=", ".join(strategy.files), budget=self.options.max_tool_calls, **self.context())
+        try:
+            talk = converse(self.model, toolbox, prompts.SYSTEM, brief, tag=f"attempt-{index:03d}",
+                            max_tool_calls=self.options.max_tool_calls, before_call=self.check, on_reply=self.count,
+                            on_tool=lambda name, out: self.ui.step(name))
+        except Stop as stop:
+            if stop.reason == "interrupted":
+                gitops.remove_worktree(self.repo, wt)  # half-finished: resume redoes it cleanly
+                raise
+            talk = None  # a budget ran out mid-attempt: close it and record it
+        self.tool_calls += talk.tool_calls if talk else 0
+        commit = gitops.commit_all(wt, f"iter-{index:03d}: {strategy.title}") or best.commit
+        cand = Arm(commit, wt)
+        logs = self.store.iteration_dir(index)
+        if talk is None:
+            outcome = Outcome("rejected", "budget", "the run's budget ran out during this attempt")
+        elif talk.ended == "give_up" and commit == best.commit:
+            outcome = Outcome("rejected", "model-gave-up", talk.message)
+        else:
+            self.ui.phase("verifying")
+            outcome = verify.verify(self.spec, self.repo, best, cand, min_effect=self.min_effect,
+                                    expected=self.expected, protected_attempts=toolbox.protected_attempts, logs=logs)
+        self.keep_or_drop(index, strategy, branch, best, cand, outcome, talk.message if talk else "",
+                          talk.tool_calls if talk else 0)
+
+    def metric_line(self, output: str) -> str:
+        if not self.spec.bench.metric:
+            return "metric: wall time"
+        try:
+            return f"metric: {metric_value(output, self.spec.bench.metric):g} {self.spec.bench.metric.unit}"
+        except ValueError as e:
+            return f"metric: not found ({e})"
+
+    def keep_or_drop(self, index: int, strategy: Strategy, branch: str, best: Arm, cand: Arm, o: Outcome,
+                     summary: str, tool_calls: int) -> None:
+        gain = f"{o.speedup:.3f}x" if o.speedup else "n/a"
+        if cand.commit != best.commit:
+            cand.commit = gitops.amend_message(cand.worktree, f"iter-{index:03d}: {strategy.title}\n\n"
+                                               f"verdict: {o.verdict} ({o.reason}), speedup {gain}\n\n{summary}".strip())
+        logs = self.store.iteration_dir(index)
+        self.store.write_text(index, "diff.patch", gitops.diff_text(self.repo, best.commit, cand.commit))
+        self.store.write_json(index, "samples.json", o.samples)
+        self.store.write_text(index, "verdict.txt", f"{o.verdict} ({o.reason})\n{o.detail}\n")
+        profile = None
+        if o.verdict == "accepted":
+            old = self.best
+            self.best, self.best_value = cand, o.value or self.best_value
+            gitops.set_branch(self.repo, self.prefix + "best", cand.commit)
+            if old is not self.base:
+                gitops.remove_worktree(self.repo, old.worktree)
+            profile = self.profile(index)
+        else:
+            gitops.remove_worktree(self.repo, cand.worktree)
+        self.notebook.add(Entry(index, strategy.title, tuple(strategy.files), o.verdict, o.reason, o.speedup,
+                                o.detail.splitlines()[0][:160] if o.detail else ""))
+        self.store.append(IterationEvent(
+            index=index, strategy=strategy.model_dump(), branch=branch, commit=cand.commit, base_commit=best.commit,
+            verdict=o.verdict, reason=o.reason, detail=o.detail[-4000:], speedup=o.speedup, ci=o.ci, pairs=o.pairs,
+            value=o.value, flags=o.flags, summary=summary, tool_calls=tool_calls, llm_position=self.llm_position,
+            profile=profile))
+        self.save_manifest(iterations=index, accepted=sum(e.verdict == "accepted" for e in self.notebook.entries),
+                           best_value=self.best_value, tool_calls=self.tool_calls, tokens=self.tokens,
+                           llm_position=self.llm_position)
+        self.ui.verdict(index, strategy.title, o, logs)
+        if o.verdict == "accepted":
+            self.ui.best(self.best_value, self.speedup_so_far())
+
+    # --- finish -----------------------------------------------------------------------------------
+
+    def confirm(self) -> None:
+        """Best against the original baseline with a longer schedule: the headline number."""
+        if self.best is None or self.base is None or self.best.commit == self.base.commit:
+            return
+        self.ui.phase("confirming best vs baseline")
+        n = self.spec.decide.confirm_pairs
+        try:
+            m = verify.measure(self.spec, self.base, self.best, looks=[n], min_effect=self.min_effect)
+        except (SampleError, verify.OutputMismatch) as e:
+            self.note(f"confirmation failed: {e}", "warning")
+            return
+        d = m.decision
+        reference = self.reference()
+        self.store.append(ConfirmEvent(best_commit=self.best.commit, speedup=d.speedup, ci=d.ci, pairs=d.pairs,
+                                       verdict=d.verdict, baseline_value=m.mean("a"), best_value=m.mean("b"),
+                                       reference=reference))
+        self.save_manifest(speedup=d.speedup, ci=list(d.ci), confirmed=d.verdict == "better", reference=reference)
+        if d.verdict != "better":
+            self.note(f"the stacked changes did not confirm as better than the baseline ({d.verdict}, "
+                      f"{d.speedup:.3f}x [{d.ci[0]:.3f}, {d.ci[1]:.3f}])", "warning")
+
+    def reference(self) -> dict | None:
+        """An external implementation (e.g. the numpy reference) measured side by side with the best."""
+        cmd = self.spec.bench.reference_cmd
+        if not cmd or self.best is None:
+            return None
+        self.ui.phase("measuring the reference implementation")
+        ref = Arm(self.best.commit, self.best.worktree, cmd=cmd)
+        try:
+            m = verify.measure(self.spec, ref, self.best, looks=[max(5, self.spec.decide.looks[0])], min_effect=0.0)
+        except (SampleError, verify.OutputMismatch) as e:
+            self.note(f"reference measurement failed: {e}", "warning")
+            return None
+        d = m.decision
+        return {"cmd": cmd, "value": m.mean("a"), "best_value": m.mean("b"), "speedup": d.speedup, "ci": list(d.ci)}
+
+    def cleanup(self) -> None:
+        root = self.worktree("")
+        for wt in sorted(root.glob("*")) if root.exists() else []:
+            gitops.remove_worktree(self.repo, wt)
+        with contextlib.suppress(OSError):
+            root.rmdir()
+            root.parent.rmdir()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "change"
+
+
+def _rel(path: Path | None, base: Path) -> str | None:
+    if path is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(base))
+    return str(path)

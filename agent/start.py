@@ -1,0 +1,137 @@
+"""Starting a run: resolve the repo and spec, check everything that can fail up front, create the record.
+
+Each problem is a `BadInput` with one clear message; nothing of the user's is touched before
+every check has passed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.config import SpecError, TargetSpec, load_spec
+from agent.llm import Endpoint, Model, RecordingModel, ReplayModel, check_endpoint
+from agent.records import Manifest, RunStore, new_run_id, now_iso
+from agent.session import Options, Session
+from agent.ui import Progress
+from tools import detect, gitops, sh
+from tools.fingerprint import fingerprint
+
+TARGETS = Path(__file__).resolve().parent.parent / "targets"
+
+
+class BadInput(Exception):
+    """The user's input or configuration is wrong; exit code 2."""
+
+
+@dataclass
+class Source:
+    path: Path
+    spec: TargetSpec
+    spec_origin: str
+    in_place: bool
+
+
+def bundled_targets() -> list[str]:
+    return sorted(p.name for p in TARGETS.iterdir() if (p / "optimize.toml").is_file()) if TARGETS.is_dir() else []
+
+
+def resolve(repo: str, target: Path | None) -> Source:
+    path = Path(repo).expanduser()
+    bundled = TARGETS / repo
+    if not path.exists() and "/" not in repo and (bundled / "optimize.toml").is_file():
+        path = bundled
+    if not path.exists():
+        raise BadInput(f"--repo {repo}: no such directory, and no bundled target of that name "
+                       f"(bundled: {', '.join(bundled_targets()) or 'none'})")
+    if not path.is_dir():
+        raise BadInput(f"--repo {repo}: not a directory; point it at the root of the project to optimise")
+    path = path.resolve()
+    try:
+        if target is not None:
+            spec, origin = load_spec(target), str(target)
+        elif (path / "optimize.toml").is_file():
+            spec, origin = load_spec(path / "optimize.toml"), str(path / "optimize.toml")
+        elif guessed := detect.guess(path):
+            spec, origin = guessed[0], f"guessed: {guessed[1]}"
+        else:
+            raise BadInput(f"{path}: no optimize.toml and nothing recognisable to build or test; "
+                           f"run `optimize init --repo {repo}` and edit the file it writes")
+    except SpecError as e:
+        raise BadInput(f"invalid target spec: {e}") from e
+    return Source(path, spec, origin, in_place=gitops.toplevel(path) is not None)
+
+
+def check_repo(src: Source, allow_dirty: bool) -> None:
+    if not src.in_place:
+        return
+    try:
+        gitops.head_commit(src.path)
+    except gitops.GitError as e:
+        raise BadInput(str(e) + "; commit something first") from e
+    dirty = gitops.dirty_paths(src.path)
+    if dirty and not allow_dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        raise BadInput(f"{src.path} has uncommitted changes ({shown}); commit or stash them first, "
+                       "or pass --allow-dirty to optimise the last commit and leave them alone")
+
+
+def check_runs_dir(runs_dir: Path) -> None:
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        probe = runs_dir / ".nightshift-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise BadInput(f"--runs-dir {runs_dir}: not writable ({e.strerror}); choose another with --runs-dir") from e
+
+
+def open_model(llm: str | None, model_name: str | None, store: RunStore, start: int = 0) -> tuple[Model, str, str]:
+    """The model for a run, recorded to llm.jsonl; the endpoint is checked before any baseline work."""
+    if llm and llm.startswith("replay:"):
+        path = Path(llm.removeprefix("replay:"))
+        if not path.is_file():
+            raise BadInput(f"--llm {llm}: no such transcript file")
+        inner: Model = ReplayModel(path, start=start)
+        endpoint, name = f"replay:{path}", model_name or "replay"
+    else:
+        ep = Endpoint(**{k: v for k, v in {"base_url": _base_url(llm), "model": model_name,
+                                           "api_key": os.environ.get("OPENAI_API_KEY")}.items() if v})
+        check_endpoint(ep)
+        from agent.llm import OpenAIModel
+
+        inner, endpoint, name = OpenAIModel(ep), ep.base_url, ep.model
+    return RecordingModel(inner, store.llm_path), name, endpoint
+
+
+def _base_url(llm: str | None) -> str | None:
+    if not llm:
+        return None
+    llm = llm.rstrip("/")
+    return llm if llm.endswith("/v1") else llm + "/v1"
+
+
+def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str | None, options: Options,
+                ui: Progress) -> Session:
+    run_id = new_run_id(src.spec.name if src.spec.name != "target" else src.path.name)
+    store = RunStore(runs_dir / run_id)
+    store.path.mkdir(parents=True)
+    try:
+        model, name, endpoint = open_model(llm, model_name, store)
+    except BaseException:
+        shutil.rmtree(store.path, ignore_errors=True)  # nothing left behind by a run that never started
+        raise
+    if src.in_place:
+        repo, base = src.path, gitops.head_commit(src.path)
+    else:
+        repo = store.path / "repo"
+        base = gitops.snapshot(src.path, repo)
+    manifest = Manifest(
+        run_id=run_id, target=src.spec.name, spec=src.spec.model_dump(), repo=str(repo), source=str(src.path),
+        in_place=src.in_place, base_commit=base, model=name, endpoint=endpoint,
+        options={**options.__dict__, "spec_origin": src.spec_origin}, fingerprint=fingerprint(),
+        sandbox=sh.sandbox_mode(), started=now_iso(), updated=now_iso())
+    store.write_manifest(manifest)
+    return Session(src.spec, store, manifest, model, repo, options, ui)

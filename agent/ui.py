@@ -1,0 +1,50 @@
+"""What a person watching the run sees: one line per event, with elapsed time and the best so far."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+VERDICT_STYLE = {"accepted": "bold green", "rejected": "yellow", "error": "red"}
+
+
+class Progress:
+    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self.current = ""
+
+    def _print(self, text: str) -> None:
+        if not self.quiet:
+            m, s = divmod(int(time.monotonic() - self.started), 60)
+            h, m = divmod(m, 60)
+            self.console.print(f"[dim]{h:02d}:{m:02d}:{s:02d}[/dim] {text}")
+
+    def phase(self, name: str) -> None:
+        self._print(f"[cyan]{name}[/cyan]{' · ' + self.current if self.current else ''}")
+
+    def log(self, text: str, warn: bool = False) -> None:
+        self._print(f"[yellow]warning:[/yellow] {text}" if warn else text)
+
+    def attempt(self, index: int, title: str) -> None:
+        self.current = f"#{index:03d} {title}"
+        self._print(f"[bold]attempt #{index:03d}[/bold]: {title}")
+
+    def step(self, tool: str) -> None:
+        pass  # one line per tool call would drown the log; the record has them all
+
+    def verdict(self, index: int, title: str, outcome, logs: Path) -> None:
+        gain = f" {outcome.speedup:.3f}x [{outcome.ci[0]:.3f}, {outcome.ci[1]:.3f}]" if outcome.ci else ""
+        style = VERDICT_STYLE.get(outcome.verdict, "")
+        first = outcome.detail.splitlines()[0] if outcome.detail else ""
+        self._print(f"[{style}]#{index:03d} {outcome.verdict}[/{style}] ({outcome.reason}){gain} {title}"
+                    + (f" — {first[:100]}" if outcome.verdict != "accepted" and first else ""))
+        for flag in outcome.flags:
+            self._print(f"  [red]flag:[/red] {flag}")
+        self.current = ""
+
+    def best(self, value: float, speedup: float) -> None:
+        self._print(f"best so far: {value:.4g} ({speedup:.2f}x the baseline)")

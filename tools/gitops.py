@@ -1,0 +1,158 @@
+"""Git plumbing for runs: snapshots, worktrees, one branch and one commit per attempt.
+
+The user's checkout is never touched: all work happens in worktrees under `.git/nightshift/`,
+and only refs under `optimize/<run-id>/` are created.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+from pathlib import Path
+
+import git
+
+AUTHOR = git.Actor("Nightshift", "nightshift@localhost")
+SNAPSHOT_EXCLUDES = ["showcase/", "showcase.jsonl", ".git/"]
+
+
+class GitError(Exception):
+    pass
+
+
+def toplevel(path: Path) -> Path | None:
+    """The repo's top level if `path` is exactly one, else None."""
+    try:
+        repo = git.Repo(path)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    top = Path(repo.working_tree_dir or "").resolve()
+    return top if top == path.resolve() else None
+
+
+def dirty_paths(repo_path: Path) -> list[str]:
+    """Uncommitted changes, untracked files included (ignored files are not the user's work in progress)."""
+    out = git.Repo(repo_path).git.status("--porcelain", "--untracked-files=normal")
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def head_commit(repo_path: Path) -> str:
+    try:
+        return git.Repo(repo_path).head.commit.hexsha
+    except ValueError as e:
+        raise GitError(f"{repo_path}: the repository has no commits yet") from e
+
+
+def snapshot(folder: Path, dest: Path) -> str:
+    """Make `dest` a fresh git repo holding `folder`'s files (its .gitignore honoured); return the commit."""
+    repo = git.Repo.init(dest)
+    (Path(repo.git_dir) / "info").mkdir(exist_ok=True)
+    (Path(repo.git_dir) / "info" / "exclude").write_text("\n".join(SNAPSHOT_EXCLUDES) + "\n")
+    # Index the folder's files without copying ignored build outputs, then check them out in dest.
+    repo.git.execute(["git", f"--git-dir={repo.git_dir}", f"--work-tree={folder}", "add", "-A"])
+    repo.index.update()
+    commit = repo.index.commit("Snapshot of " + folder.name, author=AUTHOR, committer=AUTHOR)
+    repo.git.checkout("-f", "-B", "main", commit.hexsha)
+    return commit.hexsha
+
+
+def add_worktree(repo_path: Path, where: Path, start: str, branch: str | None = None) -> Path:
+    """A worktree at `start`, on `branch` (reset to `start`) or detached."""
+    repo = git.Repo(repo_path)
+    if where.exists():
+        remove_worktree(repo_path, where)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    on = ["-B", branch] if branch else ["--detach"]
+    repo.git.worktree("add", "--force", *on, str(where), start)
+    return where
+
+
+def amend_message(worktree: Path, message: str) -> str:
+    repo = git.Repo(worktree)
+    repo.git.commit("--amend", "--only", "--allow-empty", "-m", message,
+                    env={"GIT_COMMITTER_NAME": AUTHOR.name, "GIT_COMMITTER_EMAIL": AUTHOR.email})
+    return repo.head.commit.hexsha
+
+
+def remove_worktree(repo_path: Path, where: Path) -> None:
+    repo = git.Repo(repo_path)
+    try:
+        repo.git.worktree("remove", "--force", "--force", str(where))
+    except git.GitCommandError:
+        shutil.rmtree(where, ignore_errors=True)
+    repo.git.worktree("prune")
+
+
+def commit_all(worktree: Path, message: str) -> str | None:
+    """Commit everything in the worktree; None when nothing changed."""
+    repo = git.Repo(worktree)
+    repo.git.add("-A")
+    if not repo.index.diff("HEAD"):
+        return None
+    return repo.index.commit(message, author=AUTHOR, committer=AUTHOR).hexsha
+
+
+def tracked_files(worktree: Path) -> list[str]:
+    return git.Repo(worktree).git.ls_files().splitlines()
+
+
+def changed_paths(repo_path: Path, base: str, head: str) -> list[str]:
+    out = git.Repo(repo_path).git.diff("--name-only", "--no-renames", base, head)
+    return [p for p in out.splitlines() if p]
+
+
+def diff_text(repo_path: Path, base: str, head: str) -> str:
+    return git.Repo(repo_path).git.diff("--stat", "--patch", base, head)
+
+
+def diff_size(repo_path: Path, base: str, head: str) -> int:
+    """Lines added plus removed."""
+    out = git.Repo(repo_path).git.diff("--numstat", base, head)
+    return sum(int(a) + int(d) for a, d, _ in (ln.split("\t", 2) for ln in out.splitlines()) if a != "-")
+
+
+def matches(path: str, globs: list[str]) -> bool:
+    """`src/test/**` matches everything below src/test; plain names match exactly or as a folder."""
+    for pattern in globs:
+        if fnmatch.fnmatchcase(path, pattern) or path == pattern.rstrip("/"):
+            return True
+        if pattern.endswith("/**") and path.startswith(pattern[:-2]):
+            return True
+        if not any(c in pattern for c in "*?[") and path.startswith(pattern.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def restore_protected(worktree: Path, base: str, globs: list[str]) -> list[str]:
+    """Put protected files back exactly as in `base`, deleting protected files `base` lacks."""
+    repo = git.Repo(worktree)
+    in_base = [p for p in repo.git.ls_tree("-r", "--name-only", base).splitlines() if matches(p, globs)]
+    present = repo.git.ls_files("--cached", "--others", "--exclude-standard").splitlines()
+    extra = [p for p in present if matches(p, globs) and p not in set(in_base)]
+    changed = repo.git.diff("--name-only", base, "--", *in_base).splitlines() if in_base else []
+    missing = [p for p in in_base if not (worktree / p).exists()]
+    if changed or missing:
+        repo.git.checkout(base, "--", *sorted(set(changed) | set(missing)))
+    for path in extra:
+        (worktree / path).unlink(missing_ok=True)
+    return sorted(set(changed) | set(missing) | set(extra))
+
+
+def clean_untracked(worktree: Path) -> None:
+    """Remove everything git does not track (caches, build outputs) so a build starts from the commit alone."""
+    git.Repo(worktree).git.clean("-ffdxq")
+
+
+def set_branch(repo_path: Path, name: str, commit: str) -> None:
+    git.Repo(repo_path).git.branch("-f", name, commit)
+
+
+def delete_branches(repo_path: Path, prefix: str) -> None:
+    repo = git.Repo(repo_path)
+    for head in [h for h in repo.heads if h.name.startswith(prefix)]:
+        repo.delete_head(head, force=True)
+
+
+def branches(repo_path: Path, prefix: str) -> dict[str, str]:
+    repo = git.Repo(repo_path)
+    return {h.name: h.commit.hexsha for h in repo.heads if h.name.startswith(prefix)}
