@@ -22,7 +22,7 @@ from agent.llm import LLMError
 from agent.records import RecordError, find_run, list_runs
 from agent.session import BaselineError, Options, Session
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Nightshift: an overnight performance engineer. `optimize --repo PATH` starts a run.")
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

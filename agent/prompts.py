@@ -25,11 +25,14 @@ Notebook of earlier attempts (do not repeat rejected ideas):
 
 ATTEMPT = """Strategy #{index}: {title}
 Hypothesis: {hypothesis}
-Files: {files}
+Files to look at: {strategy_files}
 
 Target: {target}. Metric: {metric}. Current best: {best}.
 Protected (cannot change): {protected}
 Tool-call budget for this attempt: {budget}.
+
+Repository files:
+{files}
 
 Profile of the current best:
 {profile}

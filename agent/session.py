@@ -240,7 +240,7 @@ class Session:
         self.ui.attempt(index, strategy.title)
         toolbox = Toolbox(Target(self.spec, wt), self.spec.guard.protected, lambda: self.profile_text, self.metric_line)
         brief = prompts.ATTEMPT.format(index=index, title=strategy.title, hypothesis=strategy.hypothesis,
-                                       files=", ".join(strategy.files), budget=self.options.max_tool_calls, **self.context())
+                                       strategy_files=", ".join(strategy.files), budget=self.options.max_tool_calls, **self.context())
         try:
             talk = converse(self.model, toolbox, prompts.SYSTEM, brief, tag=f"attempt-{index:03d}",
                             max_tool_calls=self.options.max_tool_calls, before_call=self.check, on_reply=self.count,

@@ -7,6 +7,7 @@ a private /tmp, and no network.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import resource
@@ -94,8 +95,8 @@ def sandbox_mode() -> str:
 
 def _bwrap_prefix(cwd: Path, sandbox: Sandbox) -> list[str]:
     args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    if not sandbox.readonly:
-        args += ["--bind", str(cwd), str(cwd)]
+    # Bound after the private /tmp so a worktree under /tmp stays visible.
+    args += ["--ro-bind" if sandbox.readonly else "--bind", str(cwd), str(cwd)]
     for path in sandbox.writable:
         if path.exists():
             args += ["--bind", str(path), str(path)]
@@ -173,10 +174,8 @@ def _wait(proc: subprocess.Popen, timeout: float) -> tuple[int, resource.struct_
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _read_capped(f, cap: int) -> tuple[str, bool]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 from loganalyzer.parse import parse_line
@@ -31,7 +32,7 @@ class Summary:
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile of a non-empty list."""
     ordered = sorted(values)
-    rank = max(1, round(q / 100 * len(ordered) + 0.5))
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
 
 

@@ -1,0 +1,3 @@
+package dev.nightshift.exchange;
+
+public enum CommandType { PLACE, CANCEL, MOVE, REDUCE }

@@ -1,0 +1,140 @@
+"""One benchmark execution -> one validated Sample (the metric, or the wall time of the process).
+
+Why we time the process ourselves instead of calling hyperfine per sample: `tools.sh.run` starts the
+command in its own process group and blocks in `os.wait4`, which returns the exit status together
+with the kernel's user+sys time and peak RSS of that very process tree; wall time is `perf_counter`
+around fork..wait4 with no polling delay. `hyperfine -N --runs 1` measures the same interval (spawn to
+wait) with the same clocks, but per sample it adds a JSON file round trip, and Debian's 1.15 reports
+no memory, so we would still need a second run for peak RSS - a different run than the one timed.
+Its statistics (mean, σ, outlier warnings) are useless for one run, and it cannot interleave, which is
+the part that matters (tools/stats.interleaved does that). Our only extra cost is `/bin/sh -c`
+(about 1 ms, identical in both arms, and it only pulls the ratio toward 1: conservative).
+benchmarks/timing_check.py measures both on the same command to show they agree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.config import Metric
+from tools import sh
+
+
+class Sample(BaseModel):
+    """One benchmark execution; immutable once recorded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    arm: Literal["a", "b"]
+    round: int = Field(ge=0)
+    value: float  # the metric, or wall seconds when the spec has no metric
+    wall_s: float = Field(ge=0)
+    cpu_s: float = Field(ge=0)
+    max_rss_kb: int = Field(ge=0)
+    exit_code: int
+    timed_out: bool
+    started_at: float  # time.time() when the process was started
+
+
+class SampleError(Exception):
+    """A sample that produced no usable value; `kind` is what the verifier turns into a reason code."""
+
+    def __init__(self, kind: Literal["crashed", "timeout", "metric-missing"], message: str, output_tail: str = ""):
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.output_tail = output_tail
+
+
+def run_sample(
+    cmd: str,
+    cwd: Path,
+    *,
+    metric: Metric | None,
+    timeout: float,
+    arm: str,
+    round: int,
+    sandbox: sh.Sandbox | None = None,
+    pin_cpu: int | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[Sample, str]:
+    """Run `cmd` once; return the Sample and the full output (stdout, then stderr). Raises SampleError."""
+    argv = ["/bin/sh", "-c", cmd]
+    if pin_cpu is not None:
+        argv = ["taskset", "-c", str(pin_cpu), *argv]
+    started = time.time()
+    res = sh.run(argv, Path(cwd), timeout, env=env, sandbox=sandbox)
+    output = res.output
+    if res.timed_out:
+        raise SampleError("timeout", f"no result after {timeout:g}s: {cmd}", res.tail())
+    if res.returncode != 0:
+        raise SampleError("crashed", f"exit code {res.returncode}: {cmd}", res.tail())
+    if metric is None:
+        value = res.wall_s
+    else:
+        try:
+            value = metric_value(output, metric)
+        except ValueError as e:
+            raise SampleError("metric-missing", str(e), res.tail()) from e
+    sample = Sample(
+        arm=arm, round=round, value=value, wall_s=res.wall_s, cpu_s=res.cpu_s,  # type: ignore[arg-type]
+        max_rss_kb=res.max_rss_kb, exit_code=res.returncode, timed_out=res.timed_out, started_at=started,
+    )
+    return sample, output
+
+
+def metric_value(output: str, metric: Metric) -> float:
+    """The metric's number in `output`: the last regex match (group 1), or a dotted path into the
+    last line that parses as a JSON object. Raises ValueError when it is absent or not a number."""
+    if metric.regex:
+        matches = list(re.finditer(metric.regex, output, re.MULTILINE))
+        if not matches:
+            raise ValueError(f"no match for /{metric.regex}/ in the output")
+        text = matches[-1].group(1) if matches[-1].groups() else matches[-1].group(0)
+        return _finite(text, f"/{metric.regex}/ matched {text!r}")
+    if metric.json_path:
+        doc = _last_json_object(output)
+        if doc is None:
+            raise ValueError("no line of the output is a JSON object")
+        node: object = doc
+        for key in metric.json_path.split("."):
+            if isinstance(node, dict) and key in node:
+                node = node[key]
+            elif isinstance(node, list) and key.lstrip("-").isdigit() and -len(node) <= int(key) < len(node):
+                node = node[int(key)]
+            else:
+                raise ValueError(f"json path {metric.json_path!r}: {key!r} not found")
+        if isinstance(node, bool) or not isinstance(node, int | float | str):
+            raise ValueError(f"json path {metric.json_path!r} is {node!r}, not a number")
+        return _finite(node, f"json path {metric.json_path!r} is {node!r}")
+    raise ValueError("the metric has neither regex nor json_path")
+
+
+def _finite(value: object, what: str) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{what}, not a finite number")
+    return number
+
+
+def _last_json_object(output: str) -> dict | None:
+    for line in reversed(output.splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(doc, dict):
+            return doc
+    return None

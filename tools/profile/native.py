@@ -1,0 +1,201 @@
+"""Native targets (C, C++, Zig, Rust): perf where the kernel allows it, else valgrind callgrind.
+
+perf samples the software cpu-clock event (hardware counters are often missing in VMs) and unwinds
+with DWARF, because optimised builds usually omit frame pointers and `-g` alone would lose every
+caller. callgrind counts instructions (deterministic, but ~50x slower) and keeps only caller->callee
+edges, so its stacks are rebuilt by splitting each function's inclusive cost over its callees.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from tools.profile.stacks import Capture, Stacks, write_collapsed
+from tools.profile.timed import run_profiler
+from tools.sh import run
+
+PERF_HZ = 199  # each DWARF sample carries an 8 KB stack copy: keep perf.data in the tens of MB
+_OFFSET = re.compile(r"\+0x[0-9a-f]+$")
+
+
+@functools.cache
+def perf_permitted(perf: str) -> bool:
+    """A tiny recording tells what perf_event_paranoid, seccomp and the VM allow, better than reading them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = [perf, "record", "-q", "-e", "cpu-clock", "-g", "-o", f"{tmp}/probe.data", "--", "true"]
+        res = run(probe, Path(tmp), 30)
+        return res.ok and Path(tmp, "probe.data").exists()
+
+
+def profile_native(kind: str, cmd: str, cwd: Path, out_dir: Path, timeout: float,
+                   env: dict[str, str]) -> Capture:
+    if kind == "perf":
+        perf = shutil.which("perf", path=env.get("PATH"))
+        if perf and perf_permitted(perf):
+            return _perf(perf, cmd, cwd, out_dir, timeout, env)
+        reason = "perf missing" if perf is None else "perf events not permitted here"
+        cap = _callgrind(cmd, cwd, out_dir, timeout, env)
+        cap.warnings.insert(0, f"{reason}: used callgrind instead (instruction counts, not time)")
+        return cap
+    return _callgrind(cmd, cwd, out_dir, timeout, env)
+
+
+def _perf(perf: str, cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[str, str]) -> Capture:
+    cap = Capture("perf")
+    data = out_dir / "perf.data"
+    data.unlink(missing_ok=True)
+    argv = [perf, "record", "-q", "-e", "cpu-clock", "-F", str(PERF_HZ), "--call-graph", "dwarf",
+            "-o", str(data), "--", "/bin/sh", "-c", cmd]
+    cap.warnings += run_profiler(argv, cwd, timeout, env, what="perf record")
+    if not data.exists():
+        cap.warnings.append("perf wrote no data: no CPU profile")
+        return cap
+    script = out_dir / "perf.script.txt"
+    try:  # its output can be large: straight to a file, then folded line by line
+        with script.open("w") as f:
+            res = subprocess.run([perf, "script", "-i", str(data), "-F", "comm,ip,sym,dso"], cwd=cwd,
+                                 stdout=f, stderr=subprocess.DEVNULL, timeout=timeout, check=False)
+        if res.returncode != 0:
+            cap.warnings.append(f"perf script failed with code {res.returncode}; stacks may be partial")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        cap.warnings.append(f"perf script failed: {e}")
+    cap.collapsed = write_collapsed(fold_perf_script(script), out_dir / "cpu.collapsed.txt")
+    # Both are ~100 MB a minute with DWARF stacks and the collapsed file holds what they said.
+    script.unlink(missing_ok=True)
+    data.unlink(missing_ok=True)
+    if cap.collapsed is None:
+        cap.warnings.append("perf recorded no samples (command too short?): no CPU profile")
+    cap.warnings.append("no allocation profile for native targets")
+    return cap
+
+
+def fold_perf_script(script: Path) -> Stacks:
+    """`perf script` blocks (a header line, then one frame per line, leaf first) -> collapsed stacks."""
+    stacks: Stacks = Counter()
+    comm: str | None = None
+    frames: list[str] = []
+
+    def flush() -> None:
+        if comm is not None:
+            stacks[(comm, *reversed(frames))] += 1
+
+    with script.open(errors="replace") as f:
+        for line in f:
+            if not line.strip():
+                flush()
+                comm, frames = None, []
+            elif line[0] in " \t":
+                frames.append(_perf_frame(line.strip()))
+            else:
+                flush()
+                comm, frames = line.split()[0] if line.split() else "?", []
+    flush()
+    return stacks
+
+
+def _perf_frame(text: str) -> str:
+    """`55d0c3a1b139 hot+0x19 (/tmp/x/prog)` -> `hot`; unknown symbols -> `[prog]` (the object)."""
+    parts = text.split(" ", 1)
+    rest = parts[1] if len(parts) > 1 else parts[0]
+    sym, _, dso = rest.rpartition(" (")
+    sym = _OFFSET.sub("", sym.strip())
+    if sym and sym != "[unknown]":
+        return sym
+    dso = dso.rstrip(")")
+    return f"[{os.path.basename(dso)}]" if dso and dso != "[unknown]" else "[unknown]"
+
+
+def _callgrind(cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[str, str]) -> Capture:
+    cap = Capture("callgrind")
+    valgrind = shutil.which("valgrind", path=env.get("PATH"))
+    if valgrind is None:
+        cap.warnings.append("valgrind missing: no CPU profile")
+        return cap
+    cg_dir = out_dir / "callgrind"
+    cg_dir.mkdir(parents=True, exist_ok=True)
+    for old in cg_dir.glob("callgrind.*"):
+        old.unlink()
+    argv = [valgrind, "--tool=callgrind", "--trace-children=yes", "--quiet",
+            f"--callgrind-out-file={cg_dir}/callgrind.%p.out", "/bin/sh", "-c", cmd]
+    cap.warnings += run_profiler(argv, cwd, timeout, env, what="valgrind callgrind")
+    stacks: Stacks = Counter()
+    for out in cg_dir.glob("callgrind.*.out"):
+        stacks.update(callgrind_stacks(out))
+    cap.collapsed = write_collapsed(stacks, out_dir / "cpu.collapsed.txt")
+    if cap.collapsed is None:
+        cap.warnings.append("callgrind wrote no usable data: no CPU profile")
+    cap.warnings.append("no allocation profile for native targets")
+    return cap
+
+
+def parse_callgrind(path: Path) -> tuple[Counter[str], dict[str, Counter[str]]]:
+    """Self instruction counts per function, and inclusive cost per caller->callee edge."""
+    own: Counter[str] = Counter()
+    calls: dict[str, Counter[str]] = defaultdict(Counter)
+    names: dict[str, str] = {}  # name compression: "(id) name" defines, "(id)" refers
+    fn = callee = "???"
+    after_calls = False
+
+    def name(value: str) -> str:
+        m = re.match(r"\((\d+)\)\s*(.*)", value)
+        if not m:
+            return value
+        if m[2]:
+            names[m[1]] = m[2]
+        return names.get(m[1], value)
+
+    with path.open(errors="replace") as f:
+        for line in f:
+            if line[:1].isdigit() or line[:1] in "+-*":
+                parts = line.split()
+                cost = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+                if after_calls:
+                    calls[fn][callee] += cost
+                    after_calls = False
+                else:
+                    own[fn] += cost
+            elif line.startswith("fn="):
+                fn = name(line[3:].strip())
+            elif line.startswith("cfn="):
+                callee = name(line[4:].strip())
+            elif line.startswith("calls="):
+                after_calls = True
+    return own, calls
+
+
+def callgrind_stacks(path: Path, depth: int = 64, floor: float = 1e-4) -> Stacks:
+    """Rebuild stacks top-down: a function's cost on a path goes to itself and its callees in the
+    proportions of its totals. Exact for trees, an estimate where a function has several callers."""
+    own, calls = parse_callgrind(path)
+    incl = {f: own[f] + sum(calls[f].values()) for f in set(own) | set(calls)}
+    called = {c for edges in calls.values() for c in edges}
+    roots = [f for f in incl if f not in called and incl[f] > 0]
+    whole = sum(incl[f] for f in roots)
+    stacks: Stacks = Counter()
+
+    def walk(path_: tuple[str, ...], weight: float) -> None:
+        f = path_[-1]
+        if len(path_) >= depth or weight < floor * whole or incl[f] <= 0:
+            stacks[path_] += round(weight)
+            return
+        stacks[path_] += round(weight * own[f] / incl[f])
+        for callee, cost in calls[f].items():
+            share = weight * cost / incl[f]
+            # A call back into the path is recursion, whose cost callgrind already counted in the
+            # outer call's inclusive cost: dropping it avoids counting it twice.
+            if callee not in path_ and callee in incl:
+                walk(path_ + (callee,), share)
+
+    for root in roots:
+        walk((root,), incl[root])
+    # Inclusive costs can count a call twice (e.g. "(below main)" and __libc_start_main): rescale so
+    # the stacks add up to the instructions actually executed.
+    scale = sum(own.values()) / max(1, sum(stacks.values()))
+    return Counter({s: round(w * scale) for s, w in stacks.items() if round(w * scale) > 0})
