@@ -70,7 +70,7 @@ def run(
     _drive(session)
 
 
-def _drive(session: Session, resumed: bool = False) -> None:
+def _drive(session: Session) -> None:
     from agent import loop
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -82,7 +82,7 @@ def _drive(session: Session, resumed: bool = False) -> None:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        reason = loop.run(session, resumed=resumed)
+        reason = loop.run(session)
     except BaselineError as e:
         session.cleanup()
         session.manifest.status, session.manifest.stop_reason = "failed", "baseline"
@@ -107,7 +107,38 @@ def resume(run_id: Annotated[str, typer.Argument(help="Run id or prefix.")], run
     from agent.ui import Progress
 
     session = resumes.reopen(find_run(runs_dir, run_id), llm=llm, ui=Progress(quiet=quiet))
-    _drive(session, resumed=True)
+    _drive(session)
+
+
+@app.command()
+def replay(run_id: Annotated[str, typer.Argument(help="Run id or prefix.")], runs_dir: RunsDir = DEFAULT_RUNS,
+           fork_at: Annotated[int | None, typer.Option(help="Continue live from this attempt.")] = None,
+           llm: Annotated[str | None, typer.Option(help="Live endpoint for --fork-at.")] = None,
+           as_json: AsJson = False, quiet: bool = False) -> None:
+    """Re-execute a recorded run with its recorded model replies; re-measure and compare verdicts."""
+    from agent import replay as replays
+    from agent.ui import Progress
+
+    if fork_at is not None and not llm:
+        raise Exit(2, "--fork-at needs --llm URL: the live endpoint that continues the run")
+    result = replays.replay(find_run(runs_dir, run_id), runs_dir=runs_dir, fork_at=fork_at, llm=llm,
+                            ui=Progress(quiet=quiet or as_json))
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    table = Table("#", "strategy", "recorded", "now", "recorded speedup", "speedup", "reproduced")
+    for r in result["iterations"]:
+        table.add_row(str(r["index"]), r["strategy"], f"{r['recorded_verdict']} ({r['recorded_reason']})",
+                      f"{r['verdict']} ({r['reason']})", _x(r["recorded_speedup"]), _x(r["speedup"]),
+                      "yes" if r["reproduced"] else "[red]no[/red]")
+    out.print(table)
+    if result["diverged_at"] is not None:
+        out.print(f"[yellow]diverged at attempt {result['diverged_at']}[/yellow]")
+    out.print(f"replay run: {result['replay_run_id']}")
+
+
+def _x(value: float | None) -> str:
+    return f"{value:.3f}x" if value else ""
 
 
 @app.command()
@@ -260,3 +291,7 @@ def _fail(code: int, message: str) -> None:
     err.print("error: " if code != 130 else "", style="bold red", end="")
     err.print(message, markup=False)
     sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

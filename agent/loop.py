@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from agent.llm import ReplayExhausted
+from agent.llm import ReplayDiverged, ReplayExhausted
 from agent.records import FinishEvent
 from agent.session import Session, Stop
 
 
-def run(s: Session, *, resumed: bool = False) -> str:
+def run(s: Session) -> str:
     """Baseline → plan → (attempt → verify → keep or drop)* → confirm. Returns the stop reason."""
     try:
-        if not resumed:
+        if not s.resumed_baseline:
             s.baseline()
         empty_plans = 0
         while True:
@@ -28,6 +28,9 @@ def run(s: Session, *, resumed: bool = False) -> str:
                 s.queue.pop(0)
     except ReplayExhausted:
         reason = "transcript ended"
+    except ReplayDiverged as e:
+        reason = f"replay diverged: {e}"
+        s.note(reason, "warning")
     except Stop as stop:
         reason = stop.reason
     status = "interrupted" if reason == "interrupted" else "finished"
@@ -35,6 +38,6 @@ def run(s: Session, *, resumed: bool = False) -> str:
         s.confirm()
     s.cleanup()
     s.manifest.status, s.manifest.stop_reason = status, reason
-    s.save_manifest(tokens=s.tokens, tool_calls=s.tool_calls, hours=s.elapsed() / 3600)
+    s.save_manifest(tokens=s.tokens, tool_calls=s.tool_calls, hours=(s.spent + s.elapsed()) / 3600)
     s.store.append(FinishEvent(status=status, stop_reason=reason))
     return reason

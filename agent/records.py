@@ -75,6 +75,7 @@ class PlanEvent(_Event):
     type: Literal["plan"] = "plan"
     round: int
     strategies: list[dict[str, Any]]
+    llm_position: int = 0
 
 
 class AttemptStarted(_Event):

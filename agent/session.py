@@ -19,7 +19,14 @@ from agent.llm import Model, Reply
 from agent.notebook import Entry, Notebook
 from agent.planner import Strategy, plan
 from agent.records import (
-    AttemptStarted, BaselineEvent, ConfirmEvent, IterationEvent, Manifest, NoteEvent, PlanEvent, RunStore,
+    AttemptStarted,
+    BaselineEvent,
+    ConfirmEvent,
+    IterationEvent,
+    Manifest,
+    NoteEvent,
+    PlanEvent,
+    RunStore,
 )
 from agent.target import Target, failure
 from agent.toolbox import Toolbox
@@ -62,6 +69,8 @@ class Session:
     options: Options
     ui: Progress
     started: float = field(default_factory=time.monotonic)
+    spent: float = 0.0  # seconds used before a resume
+    resumed_baseline: bool = False
     interrupted: bool = False
     base: Arm | None = None
     best: Arm | None = None
@@ -101,7 +110,7 @@ class Session:
         """Raise Stop when a signal arrived or a budget is spent; called before every model call."""
         if self.interrupted:
             raise Stop("interrupted")
-        left = self.options.hours * 3600 - self.elapsed()
+        left = self.options.hours * 3600 - self.spent - self.elapsed()
         if left <= (self.confirm_seconds() if reserve else 0):
             raise Stop("deadline")
         if self.options.max_tokens and self.tokens["prompt"] + self.tokens["completion"] >= self.options.max_tokens:
@@ -130,7 +139,7 @@ class Session:
         self.ui.log(text, warn=level == "warning")
 
     def save_manifest(self, **summary: object) -> None:
-        self.manifest.summary.update(summary)
+        self.manifest.summary.update(summary, elapsed_s=self.spent + self.elapsed())
         self.store.write_manifest(self.manifest)
 
     # --- baseline --------------------------------------------------------------------------------
@@ -223,8 +232,8 @@ class Session:
             else:
                 fresh.append(s)
         self.queue = fresh
-        self.store.append(PlanEvent(round=self.plan_round, strategies=[s.model_dump() for s in fresh]))
-        self.manifest.summary["llm_position"] = self.llm_position
+        self.store.append(PlanEvent(round=self.plan_round, strategies=[s.model_dump() for s in fresh],
+                                    llm_position=self.llm_position))
         self.ui.log(f"plan #{self.plan_round}: " + "; ".join(s.title for s in fresh))
 
     # --- attempt, verify, keep or drop ------------------------------------------------------------

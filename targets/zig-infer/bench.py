@@ -45,7 +45,7 @@ def run(model: Path, steps: int, prompt: list[int]) -> tuple[list[int], float, f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=HERE / "weights" / "bench")
-    ap.add_argument("--steps", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=768)
     args = ap.parse_args()
     if args.steps < 2:
         ap.error("--steps must be at least 2")

@@ -99,7 +99,7 @@ class Model:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=HERE / "weights" / "bench")
-    ap.add_argument("--steps", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=768)
     ap.add_argument("--prompt", default=",".join(map(str, PROMPT)), help="comma-separated token ids")
     args = ap.parse_args()
     prompt = [int(t) for t in args.prompt.split(",")]

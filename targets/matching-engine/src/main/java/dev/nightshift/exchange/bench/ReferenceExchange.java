@@ -36,7 +36,7 @@ public final class ReferenceExchange {
 
     private final Map<Integer, SymbolSpec> specs = new HashMap<>();
     private final Map<Integer, Book> books = new HashMap<>();
-    /** (uid, currency) -> {deposit - debited (spendable), free, held} */
+    /** uid * 64 + currency -> {deposit - debited (spendable), free, held} */
     private final Map<Long, long[]> accounts = new HashMap<>();
     private final long[] resultCounts = new long[ResultCode.values().length];
     private long arrivals;
@@ -61,7 +61,7 @@ public final class ReferenceExchange {
     }
 
     private long[] account(long uid, int currency) {
-        return accounts.computeIfAbsent((long) currency << 32 | uid, k -> new long[3]);
+        return accounts.computeIfAbsent(uid * 64 + currency, k -> new long[3]);
     }
 
     private ResultCode apply(CommandType type, long uid, long id, int symbol, long price, long reserve, long size,
@@ -229,7 +229,7 @@ public final class ReferenceExchange {
             }
         }
         List<long[]> rows = new ArrayList<>();
-        accounts.forEach((key, a) -> rows.add(new long[] {key & 0xFFFFFFFFL, key >>> 32, a[1], a[2]}));
+        accounts.forEach((key, a) -> rows.add(new long[] {key / 64, key % 64, a[1], a[2]}));
         d.accounts(rows);
         for (int id : ids) {
             Book b = books.get(id);

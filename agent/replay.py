@@ -1,0 +1,72 @@
+"""`optimize replay RUN`: re-execute a recorded run from its base commit, the model's side answered
+from llm.jsonl, every build, test and measurement done again live; then compare verdicts.
+
+With --fork-at N --llm URL the recorded replies are used up to attempt N, and a live model
+continues from there.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from agent import loop
+from agent.config import parse_spec
+from agent.llm import Model, RecordingModel, ReplayModel, Reply
+from agent.records import AttemptStarted, IterationEvent, RecordError, RunStore
+from agent.session import Options
+from agent.start import Source, new_session, open_model
+from agent.ui import Progress
+
+
+class ForkModel:
+    """Recorded replies until `switch_at` replies have been consumed, then a live model."""
+
+    def __init__(self, recorded: ReplayModel, live: Model, switch_at: int) -> None:
+        self.recorded, self.live, self.switch_at = recorded, live, switch_at
+        self.name = live.name
+
+    def complete(self, messages: list[dict], tools: list[dict], *, tag: str) -> Reply:
+        if self.recorded.position < self.switch_at:
+            return self.recorded.complete(messages, tools, tag=tag)
+        return self.live.complete(messages, tools, tag=tag)
+
+
+def replay(store: RunStore, *, runs_dir: Path, fork_at: int | None, llm: str | None, ui: Progress) -> dict:
+    m = store.manifest()
+    if not store.llm_path.exists():
+        raise RecordError(f"{store.path}: no llm.jsonl to replay")
+    recorded = [e for e in store.events() if isinstance(e, IterationEvent)]
+    with tempfile.TemporaryDirectory(prefix="nightshift-replay-") as tmp:
+        source = Path(tmp) / m.target
+        source.mkdir()
+        archive = subprocess.run(["git", "-C", m.repo, "archive", m.base_commit], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+        src = Source(source, parse_spec(m.spec, str(store.manifest_path)), f"replay of {m.run_id}", in_place=False)
+        options = Options(**{k: v for k, v in m.options.items() if k in Options.__dataclass_fields__})
+        session = new_session(src, runs_dir=runs_dir, llm=f"replay:{store.llm_path}", model_name=m.model,
+                              options=options, ui=ui)
+    session.manifest.source = f"replay of {m.run_id}"
+    if fork_at is not None:
+        starts = [e for e in store.events() if isinstance(e, AttemptStarted) and e.index == fork_at]
+        if not starts:
+            raise RecordError(f"run {m.run_id} has no attempt {fork_at} to fork at")
+        live, _, endpoint = open_model(llm, None, session.store)
+        session.model = RecordingModel(ForkModel(ReplayModel(store.llm_path), live.inner, starts[0].llm_position),
+                                       session.store.llm_path)
+        session.manifest.endpoint = f"fork of {m.run_id} at attempt {fork_at} → {endpoint}"
+    session.store.write_manifest(session.manifest)
+    reason = loop.run(session)
+    diverged = session.iteration if reason.startswith("replay diverged") else None
+    again = {e.index: e for e in session.store.events() if isinstance(e, IterationEvent)}
+    rows = []
+    for old in recorded:
+        new = again.get(old.index)
+        rows.append({"index": old.index, "strategy": old.strategy.get("title", ""),
+                     "recorded_verdict": old.verdict, "verdict": new.verdict if new else None,
+                     "recorded_reason": old.reason, "reason": new.reason if new else None,
+                     "recorded_speedup": old.speedup, "speedup": new.speedup if new else None,
+                     "reproduced": bool(new and (new.verdict, new.reason) == (old.verdict, old.reason))})
+    return {"run_id": m.run_id, "replay_run_id": session.run_id, "diverged_at": diverged, "stop_reason": reason,
+            "iterations": rows}

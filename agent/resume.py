@@ -1,0 +1,92 @@
+"""Reopening a run after a crash, kill -9, power loss or an endpoint outage.
+
+State is rebuilt from events.jsonl: finished iterations are kept as they are, a half-finished
+attempt (no iteration event) is redone from scratch, stray worktrees are removed and rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from agent.config import parse_spec
+from agent.notebook import Entry
+from agent.planner import Strategy
+from agent.records import BaselineEvent, IterationEvent, PlanEvent, RecordError, RunStore
+from agent.session import BaselineError, Options, Session
+from agent.start import open_model
+from agent.target import Target, failure
+from agent.ui import Progress
+from agent.verify import Arm
+from tools import gitops
+
+
+def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
+    m = store.manifest()
+    if m.status == "finished":
+        raise RecordError(f"run {m.run_id} already finished ({m.stop_reason}); nothing to resume")
+    events = store.events()
+    position = max([e.llm_position for e in events if isinstance(e, PlanEvent | IterationEvent)], default=0)
+    _set_aside_unfinished_exchanges(store, position)
+    source = llm or m.endpoint
+    model, _, _ = open_model(source, None if source.startswith("replay:") else m.model, store, start=position)
+    options = Options(**{k: v for k, v in m.options.items() if k in Options.__dataclass_fields__})
+    s = Session(parse_spec(m.spec, str(store.manifest_path)), store, m, model, Path(m.repo), options, ui)
+    s.spent = float(m.summary.get("elapsed_s", 0.0))
+    s.cleanup()  # stray worktrees of the killed process
+    s.manifest.status, s.manifest.stop_reason = "running", None
+    baseline = next((e for e in events if isinstance(e, BaselineEvent)), None)
+    if baseline is None:
+        return s  # died during the baseline: the loop starts it again
+    s.resumed_baseline = True
+    s.baseline_value, s.noise, s.min_effect, s.expected = (baseline.value, baseline.noise_floor,
+                                                            baseline.min_effect, baseline.output_lines)
+    iterations = [e for e in events if isinstance(e, IterationEvent)]
+    for e in iterations:
+        s.notebook.add(Entry(e.index, e.strategy.get("title", ""), tuple(e.strategy.get("files", [])), e.verdict,
+                             e.reason, e.speedup, e.detail.splitlines()[0][:160] if e.detail else ""))
+    s.iteration = max((e.index for e in iterations), default=0)
+    accepted = [e for e in iterations if e.verdict == "accepted"]
+    s.best_value = accepted[-1].value if accepted and accepted[-1].value else s.baseline_value
+    plans = [e for e in events if isinstance(e, PlanEvent)]
+    s.plan_round = len(plans)
+    if plans:
+        done_since = [e for e in iterations if e.time > plans[-1].time]
+        s.queue = [Strategy(**d) for d in plans[-1].strategies][len(done_since):]
+    s.llm_position, s.tool_calls = position, int(m.summary.get("tool_calls", 0))
+    s.tokens.update(m.summary.get("tokens", {}))
+    s.base = _built(s, "base", m.base_commit)
+    s.best = _built(s, "best", accepted[-1].commit) if accepted else s.base
+    ui.log(f"resuming run {m.run_id}: {s.iteration} attempts done, {len(s.queue)} planned strategies left")
+    return s
+
+
+def _built(s: Session, name: str, commit: str) -> Arm:
+    wt = gitops.add_worktree(s.repo, s.worktree(name), commit)
+    build = Target(s.spec, wt).build()
+    if build is not None and failure(build, "build-failed"):
+        raise BaselineError(f"rebuilding {name} ({commit[:10]}) failed on resume:\n{build.tail()}")
+    return Arm(commit, wt)
+
+
+def _set_aside_unfinished_exchanges(store: RunStore, position: int) -> None:
+    """Replies of an attempt that never finished go to llm.discarded.jsonl, so llm.jsonl replays cleanly."""
+    if not store.llm_path.exists():
+        return
+    lines = store.llm_path.read_text().splitlines(keepends=True)
+    complete = [ln for ln in lines if _complete(ln)]
+    if len(complete) <= position and len(complete) == len(lines):
+        return
+    with open(store.path / "llm.discarded.jsonl", "a") as f:
+        f.writelines(complete[position:] + [ln for ln in lines if not _complete(ln)])
+    tmp = store.llm_path.with_suffix(".tmp")
+    tmp.write_text("".join(complete[:position]))
+    os.replace(tmp, store.llm_path)
+
+
+def _complete(line: str) -> bool:
+    try:
+        return "response" in json.loads(line)
+    except json.JSONDecodeError:
+        return False
