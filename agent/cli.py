@@ -25,7 +25,7 @@ from agent.session import BaselineError, Options, Session
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Nightshift: an overnight performance engineer. `optimize --repo PATH` starts a run.")
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run records live.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

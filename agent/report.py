@@ -76,7 +76,7 @@ def render(store: RunStore, out_dir: Path) -> str:
     attempts = [_attempt(store.path, row, iterations[row["index"]], started.get(row["index"]),
                          replies.get(f"attempt-{row['index']:03d}", []), link) for row in data["iterations"]]
     base_profile = data["profile"] or {}
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
     env.filters["ci"] = _ci

@@ -12,7 +12,7 @@ VERDICT_STYLE = {"accepted": "bold green", "rejected": "yellow", "error": "red"}
 
 class Progress:
     def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
         self.started = time.monotonic()
         self.current = ""

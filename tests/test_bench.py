@@ -103,3 +103,14 @@ def test_real_interleaved_ab_finds_a_clear_win(tmp_path: Path) -> None:
     d, pairs = interleaved(arm("sleep 0.1"), arm("sleep 0.05"), better="lower", min_effect=0.05, alpha=0.01,
                            looks=[5, 10, 20])
     assert d.verdict == "better" and 1.6 < d.speedup < 2.2 and len(pairs) <= 10
+
+
+def test_plain_commands_run_without_a_shell(tmp_path: Path) -> None:
+    (tmp_path / "ppid.py").write_text("import os\nprint('parent', open(f'/proc/{os.getppid()}/comm').read())\n")
+    _, direct = run_sample(f"{PY} ppid.py", tmp_path, metric=None, timeout=20, arm="b", round=1)
+    _, shelled = run_sample(f"{PY} ppid.py; true", tmp_path, metric=None, timeout=20, arm="b", round=1)
+    assert "parent sh" not in direct and "parent dash" not in direct
+    assert "parent sh" in shelled or "parent dash" in shelled or "parent bash" in shelled
+    with pytest.raises(SampleError) as e:
+        run("no-such-program-xyz --flag", tmp_path)
+    assert e.value.kind == "crashed"

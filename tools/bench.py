@@ -2,14 +2,16 @@
 
 Why we time the process ourselves instead of calling hyperfine per sample: `tools.sh.run` starts the
 command in its own process group and blocks in `os.wait4`, which returns the exit status together
-with the kernel's user+sys time and peak RSS of that very process tree; wall time is `perf_counter`
-around fork..wait4 with no polling delay. `hyperfine -N --runs 1` measures the same interval (spawn to
-wait) with the same clocks, but per sample it adds a JSON file round trip, and Debian's 1.15 reports
-no memory, so we would still need a second run for peak RSS - a different run than the one timed.
-Its statistics (mean, σ, outlier warnings) are useless for one run, and it cannot interleave, which is
-the part that matters (tools/stats.interleaved does that). Our only extra cost is `/bin/sh -c`
-(about 1 ms, identical in both arms, and it only pulls the ratio toward 1: conservative).
-benchmarks/timing_check.py measures both on the same command to show they agree.
+with the kernel's user+sys time and peak RSS of that very process; wall time is `perf_counter` around
+spawn..wait4 with no polling delay. `hyperfine -N --runs 1` times the same interval with the same
+clocks, but Debian's 1.15 reports no memory, so peak RSS would need a second, different run; its
+statistics (mean, σ, outlier warnings) mean nothing for one run, and it cannot interleave, which is
+the part that matters (tools/stats.interleaved does that). So hyperfine is not used here at all.
+The price is a fixed start-up cost: measured on `/bin/true` on the loaded 2-core box, hyperfine 0.7 ms,
+sh.run with an argv 2.4-3.4 ms (Python fork with preexec_fn), via `/bin/sh -c` 4.9-7.3 ms. It is the
+same in both arms, so it only pulls the ratio toward 1 (conservative, never a false win); to keep it
+small, a plain command (words only, no shell syntax) is exec'd directly without `/bin/sh -c`.
+benchmarks/timing_check.py compares both timers on a ~0.1 s process, interleaved.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 import time
 from pathlib import Path
 from typing import Literal
@@ -25,6 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.config import Metric
 from tools import sh
+
+# Words of path-ish characters, no quotes, globs, redirections, variables or leading VAR=value.
+_PLAIN = re.compile(r"[\w./:,+@%-]+( +[\w./:,+@%=-]+)*")
 
 
 class Sample(BaseModel):
@@ -65,7 +71,7 @@ def run_sample(
     env: dict[str, str] | None = None,
 ) -> tuple[Sample, str]:
     """Run `cmd` once; return the Sample and the full output (stdout, then stderr). Raises SampleError."""
-    argv = ["/bin/sh", "-c", cmd]
+    argv = shlex.split(cmd) if _PLAIN.fullmatch(cmd) else ["/bin/sh", "-c", cmd]
     if pin_cpu is not None:
         argv = ["taskset", "-c", str(pin_cpu), *argv]
     started = time.time()

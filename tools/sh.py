@@ -2,7 +2,8 @@
 
 Everything the model can trigger goes through `run`, so every limit lives here. When bubblewrap
 works on this machine, the command sees the filesystem read-only except the paths it may write,
-a private /tmp, and no network.
+a private size-capped /tmp, no network, and its own pid namespace (so even processes that left the
+process group die with it). Without bubblewrap only the plain limits apply; `sandbox_mode` says which.
 """
 
 from __future__ import annotations
@@ -21,13 +22,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 OUTPUT_CAP = 200_000  # bytes kept of each stream; the rest is dropped with a visible marker
-SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
+RUNAWAY_BYTES = 64 << 20  # stdout+stderr beyond this kills the command: it would only fill the disk
+TMP_SIZE = 1 << 30  # the private /tmp is RAM-backed; cap it so a disk bomb cannot eat the machine's memory
+POLL_S = 0.1
+SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
+
+
+def _default_memory_mb() -> int:
+    """Address-space limit per process: NIGHTSHIFT_MEMORY_MB, else half the RAM, at most 16 GiB
+    (generous because JVMs reserve a lot of address space up front)."""
+    if os.environ.get("NIGHTSHIFT_MEMORY_MB", "").isdigit():
+        return int(os.environ["NIGHTSHIFT_MEMORY_MB"])
+    ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+    return max(1024, min(16_384, ram_mb // 2))
 
 
 @dataclass(frozen=True)
 class Limits:
-    memory_mb: int | None = 16_384  # address space; generous because JVMs reserve a lot up front
-    max_procs: int | None = None  # RLIMIT_NPROC is ignored for root, so off by default
+    memory_mb: int | None = field(default_factory=_default_memory_mb)
+    max_procs: int | None = None  # RLIMIT_NPROC is ignored for root; the pid namespace cleans up instead
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,7 @@ class Sandbox:
     """Where a command may write. `readonly` freezes the worktree too (benchmarks cannot cache)."""
 
     writable: tuple[Path, ...] = ()
+    hidden: tuple[Path, ...] = ()  # replaced by empty folders (e.g. caches a candidate could have filled)
     network: bool = False
     readonly: bool = False
 
@@ -51,11 +65,12 @@ class Result:
     timed_out: bool = False
     truncated: bool = False
     sandboxed: bool = False
+    runaway: bool = False  # killed for writing more than RUNAWAY_BYTES of output
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.runaway
 
     @property
     def signal(self) -> int | None:
@@ -77,32 +92,46 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @functools.cache
-def bwrap_available() -> bool:
-    """bubblewrap installed and permitted (user namespaces) on this machine."""
+def bwrap_problem() -> str | None:
+    """Why bubblewrap cannot be used here (not installed, no user namespaces), or None when it works."""
     exe = shutil.which("bwrap")
     if not exe:
-        return False
-    probe = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-net", "true"]
+        return "bwrap is not installed"
+    probe = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+             "--unshare-net", "--unshare-pid", "--die-with-parent", "true"]
     try:
-        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"bwrap failed to start ({e})"
+    return None if done.returncode == 0 else f"bwrap is not permitted here: {done.stderr.strip()[:200]}"
+
+
+def bwrap_available() -> bool:
+    return bwrap_problem() is None
 
 
 def sandbox_mode() -> str:
-    return "bwrap" if bwrap_available() else "limits-only"
+    """One line for run.json: which containment this run gets."""
+    if (problem := bwrap_problem()) is None:
+        return "bwrap: read-only outside the worktree, private /tmp, no network, own pid namespace"
+    return f"limits-only ({problem}): timeout, process group, output cap, memory limit, clean environment"
 
 
 def _bwrap_prefix(cwd: Path, sandbox: Sandbox) -> list[str]:
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+            "--size", str(TMP_SIZE), "--tmpfs", "/tmp"]
+    for path in sandbox.hidden:
+        if path.is_dir():
+            args += ["--tmpfs", str(path)]
     # Bound after the private /tmp so a worktree under /tmp stays visible.
     args += ["--ro-bind" if sandbox.readonly else "--bind", str(cwd), str(cwd)]
     for path in sandbox.writable:
-        if path.exists():
+        if path.exists() and path not in sandbox.hidden:
             args += ["--bind", str(path), str(path)]
     if not sandbox.network:
         args.append("--unshare-net")
-    return args + ["--die-with-parent", "--chdir", str(cwd), "--"]
+    # A pid namespace: when bwrap dies, everything inside dies too, even daemons that called setsid().
+    return args + ["--unshare-pid", "--new-session", "--die-with-parent", "--chdir", str(cwd), "--"]
 
 
 def _limit(limits: Limits):
@@ -142,35 +171,51 @@ def run(
             )
         except OSError as e:
             return Result(shown, 127, "", f"cannot start: {e}", 0.0, 0.0, 0)
-        status, usage, timed_out = _wait(proc, timeout)
+        status, usage, why = _wait(proc, timeout, (out, err))
         wall = time.perf_counter() - start
         stdout, t1 = _read_capped(out, cap)
         stderr, t2 = _read_capped(err, cap)
     code = os.waitstatus_to_exitcode(status)
+    notes = []
+    if why == "runaway":
+        notes.append(f"killed by nightshift: more than {RUNAWAY_BYTES >> 20} MiB of output")
+    elif why == "timeout":
+        notes.append(f"killed by nightshift: still running after {timeout:g}s")
     return Result(
         shown, code, stdout, stderr, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
-        timed_out=timed_out, truncated=t1 or t2, sandboxed=sandboxed,
+        timed_out=why == "timeout", truncated=t1 or t2, sandboxed=sandboxed, runaway=why == "runaway", notes=notes,
     )
 
 
-def _wait(proc: subprocess.Popen, timeout: float) -> tuple[int, resource.struct_rusage, bool]:
+def _wait(proc: subprocess.Popen, timeout: float, outputs: tuple) -> tuple[int, resource.struct_rusage, str | None]:
     """Block in wait4 (exit status and the child's rusage in one call, no polling delay in the
-    wall time); a timer kills the whole group at the deadline."""
-    fired = threading.Event()
+    wall time); a watchdog thread kills the whole group at the deadline or on runaway output.
+    Returns the status, the rusage, and why it was killed ("timeout", "runaway" or None)."""
+    why: list[str] = []
+    done = threading.Event()
+    deadline = time.monotonic() + timeout
 
-    def expire() -> None:
-        fired.set()
-        _kill_group(proc.pid)
+    def watch() -> None:
+        while not done.wait(POLL_S):
+            if time.monotonic() >= deadline:
+                why.append("timeout")
+            elif sum(os.fstat(f.fileno()).st_size for f in outputs) > RUNAWAY_BYTES:
+                why.append("runaway")
+            else:
+                continue
+            _kill_group(proc.pid)
+            return
 
-    timer = threading.Timer(timeout, expire)
-    timer.start()
+    watchdog = threading.Thread(target=watch, daemon=True)
+    watchdog.start()
     try:
         _, status, usage = os.wait4(proc.pid, 0)
     finally:
-        timer.cancel()
+        done.set()
+        watchdog.join()
     _kill_group(proc.pid)  # stray grandchildren die with their leader
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return status, usage, fired.is_set()
+    return status, usage, why[0] if why else None
 
 
 def _kill_group(pgid: int) -> None:

@@ -19,7 +19,8 @@ try {
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
   page.on("request", (r) => requests.push(r.url()));
   await page.goto(pathToFileURL(report).href, { waitUntil: "load" });
-  // Open every <details> so the screenshot and the visibility checks cover the collapsed parts too.
+  await page.screenshot({ path: screenshot, fullPage: true });  // as a reader first sees it: details closed
+  // Open every <details> so the checks below also cover the collapsed parts.
   await page.$$eval("details", (ds) => ds.forEach((d) => { d.open = true; }));
   const seen = await page.evaluate(() => ({
     title: document.title,
@@ -36,7 +37,6 @@ try {
     pwned: window.__pwned ?? null,
     flamegraphs: [...document.querySelectorAll("a.flamegraph")].map((a) => a.href),
   }));
-  await page.screenshot({ path: screenshot, fullPage: true });
   console.log(JSON.stringify({ ...seen, problems, requests }));
 } finally {
   await browser.close();

@@ -2,7 +2,6 @@ package dev.nightshift.exchange;
 
 import java.util.ArrayDeque;
 import java.util.Comparator;
-import java.util.HashMap;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -14,7 +13,7 @@ public final class OrderBook {
     private final int symbol;
     private final TreeMap<Long, ArrayDeque<Order>> bids = new TreeMap<>(Comparator.reverseOrder());
     private final TreeMap<Long, ArrayDeque<Order>> asks = new TreeMap<>();
-    private final Map<Long, Order> orders = new HashMap<>();
+    private final LongObjectMap<Order> orders = new LongObjectMap<>();
 
     public OrderBook(int symbol) {
         this.symbol = symbol;

@@ -1,0 +1,124 @@
+"""Every bad input gets one clear message, a documented exit code, no traceback, and changes nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.test_loop import optimize
+from tests.tiny_target import SPEC, git, make_repo, transcript
+
+
+def refs(repo: Path) -> str:
+    return git(repo, "for-each-ref") + git(repo, "status", "--porcelain") + git(repo, "worktree", "list")
+
+
+def run_bad(tmp_path: Path, repo: Path, *extra: str, code: int, says: list[str]) -> None:
+    before = refs(repo) if (repo / ".git").exists() else None
+    script = transcript(tmp_path / "t.jsonl")
+    args = ["--repo", str(repo), "--runs-dir", str(tmp_path / "runs"), "--no-profile", *extra]
+    if "--llm" not in extra:
+        args += ["--llm", f"replay:{script}"]
+    r = optimize(*args)
+    assert r.returncode == code, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    for words in says:
+        assert words in r.stderr, r.stderr
+    if before is not None:
+        assert refs(repo) == before
+
+
+def test_missing_repo(tmp_path: Path) -> None:
+    run_bad(tmp_path, tmp_path / "nope", code=2, says=["no such directory", "bundled"])
+
+
+def test_repo_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    run_bad(tmp_path, tmp_path / "f.txt", code=2, says=["not a directory"])
+
+
+def test_plain_folder_with_nothing_recognisable(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("hello")
+    run_bad(tmp_path, tmp_path / "empty", code=2, says=["no optimize.toml", "optimize init"])
+
+
+def test_dirty_tree(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "work.py").write_text((repo / "work.py").read_text() + "# wip\n")
+    run_bad(tmp_path, repo, code=2, says=["uncommitted changes", "work.py", "--allow-dirty"])
+    assert "# wip" in (repo / "work.py").read_text()
+
+
+def test_invalid_spec_names_the_key(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", spec=SPEC.replace('timeout = "60s"', 'timeout = "soon"', 1))
+    run_bad(tmp_path, repo, code=2, says=["optimize.toml", "test.timeout", "duration"])
+
+
+def test_unknown_key_in_spec(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", spec=SPEC + "\n[bench2]\ncmd = 'x'\n")
+    run_bad(tmp_path, repo, code=2, says=["bench2", "Extra inputs"])
+
+
+def test_build_fails_at_baseline(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", spec=SPEC.replace("[test]", '[build]\ncmd = "echo compiler says no >&2; exit 1"\n[test]'))
+    run_bad(tmp_path, repo, code=2, says=["build fails", "compiler says no"])
+
+
+def test_red_tests_at_baseline_show_the_failure(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", test="def test_broken():\n    assert 1 + 1 == 3, 'arithmetic is off'\n")
+    run_bad(tmp_path, repo, code=2, says=["tests fail", "arithmetic is off"])
+
+
+def test_metric_regex_never_matches(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", spec=SPEC.replace("rate: ([0-9.]+) Mops/s", "speed=([0-9.]+)"))
+    run_bad(tmp_path, repo, code=2, says=["no metric", "speed=", "rate:"])
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_endpoint_unreachable(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    run_bad(tmp_path, repo, "--llm", url, code=3, says=[url, "vllm serve moonshotai/Kimi-K2.6"])
+    assert not list((tmp_path / "runs").glob("*/run.json"))
+
+
+def test_wrong_model_name(tmp_path: Path, fake_openai) -> None:
+    repo = make_repo(tmp_path / "repo")
+    srv = fake_openai([])
+    run_bad(tmp_path, repo, "--llm", srv.base_url, "--model", "kimi-k9", code=3, says=["kimi-k9", srv.base_url])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; covered by the read-only path below")
+def test_runs_dir_not_writable_chmod(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    r = optimize("--repo", str(repo), "--runs-dir", str(ro / "runs"), "--llm", "replay:x")
+    assert r.returncode == 2 and "not writable" in r.stderr
+
+
+def test_runs_dir_not_writable(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    r = optimize("--repo", str(repo), "--runs-dir", str(blocker / "runs"), "--llm", f"replay:{transcript(tmp_path / 't.jsonl')}")
+    assert r.returncode == 2 and "not writable" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_init_writes_a_guess_for_a_pytest_project(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "optimize.toml").unlink()
+    r = optimize("init", "--repo", str(repo))
+    assert r.returncode == 0, r.stderr
+    text = (repo / "optimize.toml").read_text()
+    assert "pytest" in text and "bench.py" in text
+    assert optimize("init", "--repo", str(repo)).returncode == 2  # never overwrites without --force
