@@ -1,11 +1,11 @@
 # Everything a fresh polyglot machine needs is installed from here (apt, pip, Maven, Zig).
 PY ?= python3
-APT_PACKAGES = hyperfine bubblewrap chromium
+APT_PACKAGES = hyperfine bubblewrap chromium linux-perf valgrind
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system python targets demo test lint
+.PHONY: setup system python viewer targets demo test lint
 
-setup: system python targets
+setup: system python viewer targets
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -15,12 +15,15 @@ system:
 python:
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 
+viewer:
+	$(MAKE) -s -C tools/profile setup
+
 targets:
-	@for t in targets/*/; do [ -f $$t/Makefile ] && $(MAKE) -s -C $$t setup || true; done
+	@for t in targets/*/; do if [ -f $$t/Makefile ]; then $(MAKE) -s -C $$t setup || exit 1; fi; done
 
 # The main job: a scripted showcase transcript replayed offline, every measurement live.
 demo: setup
-	optimize --repo loganalyzer --llm replay:targets/loganalyzer/showcase.jsonl
+	$(PY) -m agent.cli --repo loganalyzer --llm replay:targets/loganalyzer/showcase.jsonl
 
 test: setup
 	$(PY) -m pytest -q

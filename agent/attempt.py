@@ -20,7 +20,8 @@ class Conversation:
 
 def converse(model: Model, toolbox: Toolbox, system: str, brief: str, *, tag: str, max_tool_calls: int,
              before_call: Callable[[], None], on_reply: Callable[[Reply], None],
-             on_tool: Callable[[str, str], None] = lambda name, out: None) -> Conversation:
+             on_tool: Callable[[str, str], None] = lambda name, out: None,
+             context_limit: int = 160_000) -> Conversation:
     messages: list[dict] = [{"role": "system", "content": system}, {"role": "user", "content": brief}]
     result, nudges, last_call, streak = Conversation(), 0, "", 0
     while result.tool_calls < max_tool_calls:
@@ -28,6 +29,8 @@ def converse(model: Model, toolbox: Toolbox, system: str, brief: str, *, tag: st
         reply = model.complete(messages, TOOLS, tag=tag)
         on_reply(reply)
         messages.append(reply.as_message())
+        if reply.usage.prompt_tokens + reply.usage.completion_tokens > context_limit:
+            messages = compact(model, messages, tag=tag, before_call=before_call, on_reply=on_reply)
         if not reply.tool_calls:
             nudges += 1
             if nudges > 3:
@@ -55,3 +58,16 @@ def converse(model: Model, toolbox: Toolbox, system: str, brief: str, *, tag: st
             result.ended = "stalled"
             return result
     return result
+
+
+def compact(model: Model, messages: list[dict], *, tag: str, before_call: Callable[[], None],
+            on_reply: Callable[[Reply], None]) -> list[dict]:
+    """Near the context limit: a fixed summarising prompt (recorded like any exchange) replaces the
+    history after the brief; the system prompt and tools stay byte-identical for prefix caching."""
+    pending = messages[-1].get("tool_calls") or []
+    history = messages[:-1] if pending else messages  # summarise before the unanswered tool calls
+    before_call()
+    summary = model.complete(history + [{"role": "user", "content": prompts.COMPACT}], TOOLS, tag=f"{tag}-compact")
+    on_reply(summary)
+    kept = [*messages[:2], {"role": "user", "content": prompts.COMPACTED.format(summary=summary.content)}]
+    return kept + ([messages[-1]] if pending else [])

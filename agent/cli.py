@@ -48,8 +48,11 @@ def run(
     iterations: Annotated[int, typer.Option(help="Stop after this many attempts.")] = 12,
     hours: Annotated[float, typer.Option(help="Wall-clock budget, confirmation included.")] = 12.0,
     strategies: Annotated[int, typer.Option(help="Strategies asked for per plan.")] = 6,
-    max_tool_calls: Annotated[int, typer.Option(help="Tool calls per attempt.")] = 60,
+    until: Annotated[str | None, typer.Option(help="Stop by this local time (HH:MM), confirmation included.")] = None,
+    attempt_tool_calls: Annotated[int, typer.Option(help="Tool calls per attempt.")] = 60,
+    max_tool_calls: Annotated[int | None, typer.Option(help="Tool calls for the whole run.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Token budget for the whole run.")] = None,
+    context_limit: Annotated[int, typer.Option(help="Compact a conversation above this many tokens.")] = 160_000,
     allow_dirty: Annotated[bool, typer.Option(help="Optimise HEAD even with uncommitted changes (left alone).")] = False,
     profile: Annotated[bool, typer.Option(help="Profile the baseline and every new best.")] = True,
     quiet: Annotated[bool, typer.Option(help="No progress lines.")] = False,
@@ -61,13 +64,30 @@ def run(
     src = start.resolve(repo, target)
     start.check_repo(src, allow_dirty)
     start.check_runs_dir(runs_dir)
-    options = Options(iterations=iterations, hours=hours, strategies=strategies, max_tool_calls=max_tool_calls,
-                      max_tokens=max_tokens, profile=profile)
+    if until is not None:
+        hours = min(hours, _hours_until(until))
+    options = Options(iterations=iterations, hours=hours, strategies=strategies, max_tool_calls=attempt_tool_calls,
+                      max_total_tool_calls=max_tool_calls, max_tokens=max_tokens, profile=profile,
+                      context_limit=context_limit)
     ui = Progress(quiet=quiet)
     session = start.new_session(src, runs_dir=runs_dir, llm=llm, model_name=model, options=options, ui=ui)
     ui.log(f"run {session.run_id} · target {src.spec.name} ({src.spec_origin}) · model {session.manifest.model} "
            f"· sandbox {session.manifest.sandbox} · record {session.store.path}")
     _drive(session)
+
+
+def _hours_until(hhmm: str) -> float:
+    from datetime import datetime, timedelta
+
+    try:
+        t = datetime.strptime(hhmm, "%H:%M").time()
+    except ValueError as e:
+        raise Exit(2, f"--until {hhmm}: expected a local time like 07:30") from e
+    now = datetime.now()
+    end = datetime.combine(now.date(), t)
+    if end <= now:
+        end += timedelta(days=1)  # 07:30 given at 22:00 means tomorrow morning
+    return (end - now).total_seconds() / 3600
 
 
 def _drive(session: Session) -> None:

@@ -85,7 +85,7 @@ class Decide(Strict):
     alpha: float = Field(0.01, gt=0, lt=0.5, description="Total false-accept rate, split across the looks.")
     looks: list[int] = Field(default_factory=lambda: [5, 10, 20, 40], description="Pair counts at which the data is examined.")
     calibration_pairs: int = Field(10, ge=3, description="A/A pairs at baseline to estimate the noise floor.")
-    noise_multiple: float = Field(2.0, ge=0, description="min_effect >= noise_multiple x the A/A interval half-width.")
+    noise_multiple: float = Field(1.0, ge=0, description="min_effect >= noise_multiple x the noise floor from the A/A run.")
     confirm_pairs: int = Field(20, ge=3, description="Pairs for the final best-vs-baseline confirmation.")
     pin_cpu: int | None = Field(None, description="Pin every sample to this core with taskset.")
 

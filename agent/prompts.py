@@ -44,3 +44,10 @@ PLAN_INVALID = "That was not valid. {error}\nAnswer again with the JSON object o
 NO_TOOL = "Use the tools to make your change; call `finish` when done or `give_up` if it cannot work."
 CUT_OFF = "Your reply hit the token limit before it was complete. Continue with a shorter step."
 REPEATED = "You have made the same call {n} times in a row with the same arguments. Try something different."
+
+COMPACT = """The conversation is near the context limit. Summarise it for yourself in at most 400 words:
+the current task, what you changed (files and functions), what you measured, errors you hit, what is left to do.
+Answer in plain text; do not call tools."""
+COMPACTED = "Summary of your work on this strategy so far (older messages were removed to save context):\n{summary}"
+WIDER = ("\nThe last {n} attempts found no verified win. Think wider: architecture-level changes, data layout, "
+         "concurrency, algorithms, or hot spots not tried yet.")

@@ -22,7 +22,7 @@ Verdict = Literal["accepted", "rejected", "error"]
 Reason = Literal[
     "faster", "not-significant", "slower", "no-change", "protected-path", "build-failed", "tests-failed",
     "output-mismatch", "metric-missing", "timeout", "crashed", "guard-metric", "model-gave-up", "model-error",
-    "budget",
+    "budget", "runaway-output",
 ]
 
 
@@ -106,6 +106,7 @@ class IterationEvent(_Event):
     tool_calls: int = 0
     llm_position: int = 0
     profile: dict[str, Any] | None = None
+    timing: dict[str, float] = Field(default_factory=dict)
 
 
 class ConfirmEvent(_Event):

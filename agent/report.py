@@ -10,6 +10,7 @@ untrusted), and a Content-Security-Policy forbids scripts even if escaping were 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,7 +77,7 @@ def render(store: RunStore, out_dir: Path) -> str:
     attempts = [_attempt(store.path, row, iterations[row["index"]], started.get(row["index"]),
                          replies.get(f"attempt-{row['index']:03d}", []), link) for row in data["iterations"]]
     base_profile = data["profile"] or {}
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=False, undefined=StrictUndefined,
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
     env.filters["ci"] = _ci
@@ -210,6 +211,7 @@ class Chart:
     xticks: list[tuple[float, str]]
     unit: str
     better: str
+    log: bool
 
 
 def _chart(d: dict[str, Any]) -> Chart | None:
@@ -221,8 +223,14 @@ def _chart(d: dict[str, Any]) -> Chart | None:
     measured = [(it, it["value"]) for it in its if it.get("value") is not None]
     values = [base] + [v for _, v in measured]
     lo, hi = min(values), max(values)
-    pad = (hi - lo) * 0.08 or abs(base) * 0.1 or 1.0
-    lo, hi = lo - pad, hi + pad
+    # An implausible result (a hack, a broken metric) can be 1000x the rest: use a log scale then.
+    log = lo > 0 and hi / lo > 8
+    if log:
+        lo, hi = lo / 1.15, hi * 1.15
+    else:
+        pad = (hi - lo) * 0.08 or abs(base) * 0.1 or 1.0
+        lo, hi = lo - pad, hi + pad
+    scale: Any = math.log10 if log else (lambda v: v)
     w, h = 760, 300
     left, top, right, bottom = 64.0, 16.0, w - 16.0, h - 56.0
     n = max(len(its), 1)
@@ -231,7 +239,7 @@ def _chart(d: dict[str, Any]) -> Chart | None:
         return left + (right - left) * i / n
 
     def y(v: float) -> float:
-        return bottom - (bottom - top) * (v - lo) / (hi - lo)
+        return bottom - (bottom - top) * (scale(v) - scale(lo)) / (scale(hi) - scale(lo))
 
     best, path = base, [f"M{x(0):.1f},{y(base):.1f}"]
     for it in its:
@@ -248,7 +256,23 @@ def _chart(d: dict[str, Any]) -> Chart | None:
     step = max(1, n // 20)
     return Chart(
         width=w, height=h, box=(left, top, right, bottom), best_path="".join(path), points=points, misses=misses,
-        yticks=[(y(v), f"{v:.4g}") for v in (lo + (hi - lo) * k / 4 for k in range(5))],
+        yticks=[(y(v), f"{v:g}") for v in (_log_ticks(lo, hi) if log else _nice_ticks(lo, hi))], log=log,
         xticks=[(x(i), str(i)) for i in range(0, n + 1, step)],
         unit=d["metric"]["unit"], better=d["metric"]["better"],
     )
+
+
+def _nice_ticks(lo: float, hi: float) -> list[float]:
+    """Round-numbered ticks (1, 2 or 5 times a power of ten) inside [lo, hi], three to seven of them."""
+    raw = (hi - lo) / 6
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(k * mag for k in (1, 2, 5, 10) if k * mag >= raw)
+    first = math.ceil(lo / step) * step
+    return [round(first + k * step, 12) for k in range(int((hi - first) / step) + 1)]
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """1, 2 and 5 times the powers of ten inside [lo, hi]; only the powers when there are many decades."""
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    mults = (1,) if len(decades) > 3 else (1, 2, 5)
+    return [m * 10.0**k for k in decades for m in mults if lo <= m * 10.0**k <= hi]

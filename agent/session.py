@@ -32,7 +32,7 @@ from agent.target import Target, failure
 from agent.toolbox import Toolbox
 from agent.ui import Progress
 from agent.verify import Arm, Outcome
-from tools import gitops, stats
+from tools import gitops, sh, stats
 from tools.bench import SampleError, metric_value
 
 
@@ -57,6 +57,8 @@ class Options:
     max_total_tool_calls: int | None = None
     max_tokens: int | None = None
     profile: bool = True
+    context_limit: int = 160_000  # tokens; compaction starts above this (Kimi K2.6 has 262,144)
+    widen_after: int = 4  # attempts without a win before the planner is told to think wider
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Session:
     started: float = field(default_factory=time.monotonic)
     spent: float = 0.0  # seconds used before a resume
     resumed_baseline: bool = False
+    model_seconds: float = 0.0  # waiting on the model, for the harness-overhead accounting
     interrupted: bool = False
     base: Arm | None = None
     best: Arm | None = None
@@ -121,7 +124,12 @@ class Session:
     def confirm_seconds(self) -> float:
         return self.spec.decide.confirm_pairs * self.seconds_per_pair * 1.5
 
+    def before_model_call(self) -> None:
+        self.check()
+        self._call_started = time.monotonic()
+
     def count(self, reply: Reply) -> None:
+        self.model_seconds += time.monotonic() - getattr(self, "_call_started", time.monotonic())
         self.llm_position += 1
         self.tokens["prompt"] += reply.usage.prompt_tokens
         self.tokens["completion"] += reply.usage.completion_tokens
@@ -169,7 +177,9 @@ class Session:
         aa = verify.measure(self.spec, self.base, self.base, looks=[self.spec.decide.calibration_pairs], min_effect=0.0)
         self.seconds_per_pair = (time.monotonic() - started) / max(1, aa.decision.pairs)
         ratios = stats.speedups([s.value for s in aa.a], [s.value for s in aa.b], self.spec.bench.metric.better if self.spec.bench.metric else "lower")
-        self.noise = stats.noise_floor(ratios)
+        # The floor is the A/A interval's half-width scaled to the longest verification: the smallest
+        # change the verifier could tell from noise on this machine with every pair it may take.
+        self.noise = stats.noise_floor(ratios) * (aa.decision.pairs / max(self.spec.decide.looks)) ** 0.5
         self.min_effect = max(self.spec.decide.min_effect, self.spec.decide.noise_multiple * self.noise)
         self.baseline_value = self.best_value = aa.mean("a")
         self.best = self.base
@@ -224,7 +234,12 @@ class Session:
         self.ui.phase("planning")
         self.plan_round += 1
         request = prompts.PLAN.format(k=self.options.strategies, **self.context())
-        result = plan(self.model, prompts.SYSTEM, request, before_call=lambda: self.check(reserve=True), on_reply=self.count)
+        dry = len(self.notebook.entries) - max((i + 1 for i, e in enumerate(self.notebook.entries)
+                                                 if e.verdict == "accepted"), default=0)
+        if dry >= self.options.widen_after:
+            request += prompts.WIDER.format(n=dry)
+        self.check(reserve=True)
+        result = plan(self.model, prompts.SYSTEM, request, before_call=self.before_model_call, on_reply=self.count)
         fresh = []
         for s in result.strategies[: self.options.strategies]:
             if dup := self.notebook.duplicate_of(s.title, tuple(s.files)):
@@ -247,13 +262,14 @@ class Session:
         self.store.append(AttemptStarted(index=index, strategy=strategy.model_dump(), branch=branch,
                                          base_commit=best.commit, llm_position=self.llm_position))
         self.ui.attempt(index, strategy.title)
+        clock = (time.monotonic(), sh.SPENT["seconds"], self.model_seconds)
         toolbox = Toolbox(Target(self.spec, wt), self.spec.guard.protected, lambda: self.profile_text, self.metric_line)
         brief = prompts.ATTEMPT.format(index=index, title=strategy.title, hypothesis=strategy.hypothesis,
                                        strategy_files=", ".join(strategy.files), budget=self.options.max_tool_calls, **self.context())
         try:
             talk = converse(self.model, toolbox, prompts.SYSTEM, brief, tag=f"attempt-{index:03d}",
-                            max_tool_calls=self.options.max_tool_calls, before_call=self.check, on_reply=self.count,
-                            on_tool=lambda name, out: self.ui.step(name))
+                            max_tool_calls=self.options.max_tool_calls, before_call=self.before_model_call, on_reply=self.count,
+                            on_tool=lambda name, out: self.ui.step(name), context_limit=self.options.context_limit)
         except Stop as stop:
             if stop.reason == "interrupted":
                 gitops.remove_worktree(self.repo, wt)  # half-finished: resume redoes it cleanly
@@ -272,7 +288,7 @@ class Session:
             outcome = verify.verify(self.spec, self.repo, best, cand, min_effect=self.min_effect,
                                     expected=self.expected, protected_attempts=toolbox.protected_attempts, logs=logs)
         self.keep_or_drop(index, strategy, branch, best, cand, outcome, talk.message if talk else "",
-                          talk.tool_calls if talk else 0)
+                          talk.tool_calls if talk else 0, clock)
 
     def metric_line(self, output: str) -> str:
         if not self.spec.bench.metric:
@@ -283,7 +299,7 @@ class Session:
             return f"metric: not found ({e})"
 
     def keep_or_drop(self, index: int, strategy: Strategy, branch: str, best: Arm, cand: Arm, o: Outcome,
-                     summary: str, tool_calls: int) -> None:
+                     summary: str, tool_calls: int, clock: tuple[float, float, float]) -> None:
         gain = f"{o.speedup:.3f}x" if o.speedup else "n/a"
         if cand.commit != best.commit:
             cand.commit = gitops.amend_message(cand.worktree, f"iter-{index:03d}: {strategy.title}\n\n"
@@ -308,13 +324,19 @@ class Session:
             index=index, strategy=strategy.model_dump(), branch=branch, commit=cand.commit, base_commit=best.commit,
             verdict=o.verdict, reason=o.reason, detail=o.detail[-4000:], speedup=o.speedup, ci=o.ci, pairs=o.pairs,
             value=o.value, flags=o.flags, summary=summary, tool_calls=tool_calls, llm_position=self.llm_position,
-            profile=profile))
+            profile=profile, timing=self.timing(clock)))
         self.save_manifest(iterations=index, accepted=sum(e.verdict == "accepted" for e in self.notebook.entries),
                            best_value=self.best_value, tool_calls=self.tool_calls, tokens=self.tokens,
                            llm_position=self.llm_position)
         self.ui.verdict(index, strategy.title, o, logs)
         if o.verdict == "accepted":
             self.ui.best(self.best_value, self.speedup_so_far())
+
+    def timing(self, clock: tuple[float, float, float]) -> dict[str, float]:
+        """Where an iteration's wall time went: target commands, the model, and the harness itself."""
+        wall = time.monotonic() - clock[0]
+        commands, model = sh.SPENT["seconds"] - clock[1], self.model_seconds - clock[2]
+        return {"wall_s": wall, "commands_s": commands, "model_s": model, "harness_s": wall - commands - model}
 
     # --- finish -----------------------------------------------------------------------------------
 

@@ -56,7 +56,8 @@ class Target:
         return self._run(with_seed(self.spec.bench.cmd, seed), self.spec.bench.timeout, readonly=True)
 
     def _run(self, cmd: str, timeout: float, readonly: bool) -> sh.Result:
-        sandbox = BENCH_SANDBOX if readonly else sh.Sandbox(writable=CACHES)
+        # The worktree's .git file stays read-only: repointing it could make our own git calls run hooks.
+        sandbox = BENCH_SANDBOX if readonly else sh.Sandbox(writable=CACHES, frozen=(self.worktree / ".git",))
         return sh.run(cmd, self.worktree, timeout, sandbox=sandbox)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.target import Target
+from agent.target import EVALUATOR_FILES, Target
 from tools import gitops
 
 OUTPUT_LIMIT = 12_000
@@ -72,7 +72,10 @@ class Toolbox:
     metric_of: Callable[[str], str]
     ended: str | None = None  # "finish" or "give_up" once the model ends the attempt
     message: str = ""
-    protected_attempts: list[str] = field(default_factory=list)
+    protected_attempts: list[str] = field(default_factory=list)  # refused writes; any one rejects the attempt
+
+    def __post_init__(self) -> None:
+        self.protected = list(dict.fromkeys([*self.protected, *EVALUATOR_FILES]))
 
     @property
     def root(self) -> Path:
@@ -88,13 +91,21 @@ class Toolbox:
 
     def _path(self, rel: str, *, writing: bool = False) -> Path:
         root = self.root.resolve()
+        if not isinstance(rel, str) or "\0" in rel:
+            raise ToolError("a path must be a string relative to the repository root")
         path = (root / rel).resolve()  # resolves '..' and symlinks, so both escapes are caught here
         if path != root and root not in path.parents:
+            if writing:
+                self.protected_attempts.append(f"{rel} (outside the worktree)")
             raise ToolError(f"'{rel}' is outside the repository; paths are relative to its root")
         relative = path.relative_to(root).as_posix()
         if relative == ".git" or relative.startswith(".git/"):
+            if writing:
+                self.protected_attempts.append(f"{rel} (git metadata)")
             raise ToolError("the .git folder is off limits")
-        if writing and gitops.matches(relative, self.protected):
+        # The path as written matters too: 'link/x' through an in-repo symlink to a protected file.
+        named = Path(rel).as_posix().lstrip("/")
+        if writing and (gitops.matches(relative, self.protected) or gitops.matches(named, self.protected)):
             self.protected_attempts.append(relative)
             raise ToolError(f"'{relative}' is protected (tests, benchmark and spec are frozen); change the code under test instead")
         return path
@@ -121,7 +132,10 @@ class Toolbox:
             raise ToolError(f"bad regular expression: {e}") from e
         hits = []
         for rel in self._list_files(".", glob).splitlines():
-            p = self.root / rel
+            try:
+                p = self._path(rel)  # a tracked symlink may point outside the worktree
+            except ToolError:
+                continue
             if not p.is_file() or p.stat().st_size > 2_000_000:
                 continue
             for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1):
@@ -145,6 +159,8 @@ class Toolbox:
 
     def _write_file(self, path: str, content: str) -> str:
         p = self._path(path, writing=True)
+        if p.is_dir():
+            raise ToolError(f"'{path}' is a folder")
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(content)
         return f"wrote {path} ({len(content.splitlines())} lines)"

@@ -1,23 +1,31 @@
 """The verification pipeline: the harness's judgement of a candidate, never the model's.
 
-guard (protected paths) → restore protected files → clean build → tests with a fresh seed →
-interleaved A/B against the current best, every candidate sample checked for the same output →
-guard metrics → verdict with a reason code and hack flags.
+guard (protected paths, refused writes, symlinks out of the repo) → restore protected files →
+clean build → tests with a fresh seed (no fewer passing than the best) → remove what the tests
+left behind → interleaved A/B against the current best, every candidate sample checked for the
+same output (on a fresh input per pair when the bench takes a `{seed}`) → guard metrics →
+verdict with a reason code and hack flags.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config import TargetSpec
-from agent.target import BENCH_SANDBOX, Target, failure
-from tools import gitops, stats
+from agent.target import BENCH_SANDBOX, Target, failure, new_seed, passed_tests, protected_globs, with_seed
+from tools import gitops, sh, stats
 from tools.bench import Sample, SampleError, run_sample
 
-CACHE_HINTS = re.compile(r"lru_cache|functools\.cache|pickle\.dump|shelve|memo|\bcache\s*[\[=]|open\(.*['\"][wa]b?['\"]")
+# Added lines that keep results around: memoisation, on-disk stores, files opened for writing.
+CACHE_HINTS = re.compile(
+    r"lru_cache|functools\.cache\b|@cache\b|pickle\.dump|marshal\.dump|shelve|sqlite3|memo|\bcache\w*\s*(\[|=|\.get|\.set)"
+    r"|open\(.*['\"](w|a|x|wb|ab|r\+)['\"]|\.write_(text|bytes)\(|expanduser|gettempdir|/tmp/|getenv\(.HOME|Path\.home"
+)
 
 
 @dataclass
@@ -65,15 +73,32 @@ def expected_lines(spec: TargetSpec, output: str) -> list[str]:
 
 def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: float,
             expected: list[str] | None = None, on_pair=None) -> Measurement:
-    """Interleaved pairs of fresh processes; raises SampleError or OutputMismatch from arm B."""
+    """Interleaved pairs of fresh processes; raises SampleError or OutputMismatch from arm B.
+
+    A bench command with `{seed}` gets a fresh seed per pair (the same for both arms), and B's
+    checked lines must equal A's of the same pair: a held-out input on every pair, so output
+    hard-coded for one input cannot pass. Without `{seed}` they must equal the baseline's."""
     metric, samples_a, samples_b = spec.bench.metric, [], []
+    seeded = "{seed}" in spec.bench.cmd
+    seeds = [new_seed() for _ in range(max(looks))]
+    lines: dict[tuple[str, int], list[str]] = {}  # (arm, round) -> checked lines
+
+    def check(round_: int) -> None:
+        got, want = lines.get(("b", round_)), lines.get(("a", round_)) if seeded else expected
+        if got is None or want is None or got == want:
+            return
+        detail = _mismatch(want, got) + (f" (seed {seeds[round_]})" if seeded else "")
+        if seeded and _seed_blind(lines):
+            detail += "; the candidate printed the same checked lines for different seeds: hard-coded output?"
+        raise OutputMismatch(detail)
 
     def sample(arm: Arm, name: str, store: list[Sample]):
         def one(round_: int) -> float:
-            s, output = run_sample(arm.cmd or spec.bench.cmd, arm.worktree, metric=metric, timeout=spec.bench.timeout,
+            cmd = with_seed(arm.cmd or spec.bench.cmd, seeds[round_])
+            s, output = run_sample(cmd, arm.worktree, metric=metric, timeout=spec.bench.timeout,
                                    arm=name, round=round_, sandbox=BENCH_SANDBOX, pin_cpu=spec.decide.pin_cpu)
-            if expected is not None and expected_lines(spec, output) != expected:
-                raise OutputMismatch(_mismatch(expected, expected_lines(spec, output)))
+            lines[(name, round_)] = expected_lines(spec, output)
+            check(round_)
             store.append(s)
             return s.value
         return one
@@ -85,6 +110,13 @@ def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: f
     return Measurement(decision, samples_a, samples_b)
 
 
+def _seed_blind(lines: dict[tuple[str, int], list[str]]) -> bool:
+    """B's checked lines identical across different seeds while A's differ."""
+    a = {tuple(v) for (arm, _), v in lines.items() if arm == "a"}
+    b = [tuple(v) for (arm, _), v in lines.items() if arm == "b"]
+    return len(a) > 1 and len(b) > 1 and len(set(b)) == 1
+
+
 def _mismatch(expected: list[str], got: list[str]) -> str:
     for want, have in zip(expected, got, strict=False):
         if want != have:
@@ -94,12 +126,15 @@ def _mismatch(expected: list[str], got: list[str]) -> str:
 
 def verify(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, *, min_effect: float, expected: list[str],
            protected_attempts: list[str], logs: Path) -> Outcome:
-    protected = spec.guard.protected
+    protected = protected_globs(spec)
     touched = [p for p in gitops.changed_paths(repo, best.commit, cand.commit) if gitops.matches(p, protected)]
     if touched or protected_attempts:
-        return Outcome("rejected", "protected-path", "changed " + ", ".join(sorted(set(touched + protected_attempts))))
+        return Outcome("rejected", "protected-path", "changed or tried to write: "
+                       + ", ".join(sorted(set(touched + protected_attempts))))
     if best.commit == cand.commit or not gitops.changed_paths(repo, best.commit, cand.commit):
         return Outcome("rejected", "no-change", "the attempt left the code unchanged")
+    if links := escaping_symlinks(cand.worktree, gitops.changed_paths(repo, best.commit, cand.commit)):
+        return Outcome("rejected", "protected-path", "adds symlinks pointing outside the repository: " + ", ".join(links))
     gitops.clean_untracked(cand.worktree)
     gitops.restore_protected(cand.worktree, best.commit, protected)  # belt and braces
     target = Target(spec, cand.worktree)
@@ -107,19 +142,65 @@ def verify(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, *, min_effect: fl
     if build is not None:
         (logs / "build.log").write_text(build.output)
         if bad := failure(build, "build-failed"):
-            return Outcome("rejected", bad[0], f"{bad[1]}\n{build.tail()}")
-    tests = target.test()
-    (logs / "test.log").write_text(tests.output)
+            return Outcome("rejected", bad[0], f"build {bad[1]}\n{build.tail()}")
+    after_build = _untracked(cand.worktree)
+    seed = new_seed()
+    tests = target.test(seed)
+    (logs / "test.log").write_text(f"$ {tests.cmd}\n{tests.output}")
     if bad := failure(tests, "tests-failed"):
-        return Outcome("rejected", bad[0], f"{bad[1]}\n{tests.tail()}")
+        return Outcome("rejected", bad[0], f"tests (seed {seed}) {bad[1]}\n{tests.tail()}")
+    want, got = passed_tests(_best_tests(spec, best).output), passed_tests(tests.output)
+    if want is not None and (got or 0) < want:
+        return Outcome("rejected", "tests-failed", f"only {got or 0} tests passed (seed {seed}); the current best "
+                       f"passes {want}: tests skipped, deselected or removed?\n{tests.tail()}")
+    _undo_test_writes(cand.worktree, after_build)  # nothing the tests wrote may reach the benchmark
     try:
         m = measure(spec, best, cand, looks=spec.decide.looks, min_effect=min_effect, expected=expected)
     except OutputMismatch as e:
         return Outcome("rejected", "output-mismatch", str(e))
     except SampleError as e:
         reason = {"metric-missing": "metric-missing", "timeout": "timeout"}.get(e.kind, "crashed")
-        return Outcome("rejected", reason, f"{e}\n{e.output_tail}")
+        return Outcome("rejected", reason, f"benchmark {e}\n{e.output_tail}")
     return judge(spec, repo, best, cand, m, min_effect)
+
+
+def escaping_symlinks(worktree: Path, paths: list[str]) -> list[str]:
+    """Changed paths that are symlinks resolving outside the worktree."""
+    root = worktree.resolve()
+    out = []
+    for rel in paths:
+        p = worktree / rel
+        if p.is_symlink():
+            target = p.resolve()
+            if target != root and root not in target.parents:
+                out.append(f"{rel} -> {os.readlink(p)}")
+    return out
+
+
+def _untracked(worktree: Path) -> set[str]:
+    """Untracked and ignored files (build outputs, caches) as paths relative to the worktree."""
+    out = subprocess.run(["git", "ls-files", "--others", "-z"], cwd=worktree, capture_output=True, check=True)
+    return {p for p in out.stdout.decode(errors="surrogateescape").split("\0") if p}
+
+
+def _undo_test_writes(worktree: Path, keep: set[str]) -> None:
+    """Delete files the tests created and put tracked files back as committed."""
+    subprocess.run(["git", "checkout", "--", "."], cwd=worktree, capture_output=True)
+    for rel in _untracked(worktree) - keep:
+        (worktree / rel).unlink(missing_ok=True)
+
+
+_best_runs: dict[tuple[str, str], sh.Result] = {}
+
+
+def _best_tests(spec: TargetSpec, best: Arm) -> sh.Result:
+    """The test run of the current best (once per best): how many tests a candidate must pass too."""
+    key = (str(best.worktree), best.commit)
+    if key not in _best_runs:
+        before = _untracked(best.worktree)
+        _best_runs[key] = Target(spec, best.worktree).test(new_seed())
+        _undo_test_writes(best.worktree, before)
+    return _best_runs[key]
 
 
 def judge(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, m: Measurement, min_effect: float) -> Outcome:
@@ -148,20 +229,31 @@ def guard_metrics(spec: TargetSpec, m: Measurement) -> str | None:
         ratio = _ratio(m, "max_rss_kb" if g.name == "peak_rss" else "cpu_s")
         if ratio > 1 + g.max_regression:
             return f"{g.name} grew {ratio - 1:+.1%} (allowed {g.max_regression:.0%})"
-    if spec.bench.metric is not None and _ratio(m, "wall_s") > 1.0 + spec.decide.min_effect:
-        # The metric says faster but the whole process is not: work moved out of the timed region.
-        return f"metric improved {m.decision.speedup:.2f}x but the benchmark process got slower ({_ratio(m, 'wall_s'):.2f}x wall time)"
+    if spec.bench.metric is not None:
+        # The metric is the program's own timing of its timed region. A real win there shortens the
+        # whole process too; if the process is not even 1% faster, the work moved out of the timed
+        # region (into a warm-up, an import, a background thread) rather than going away.
+        wall = _ratio(m, "wall_s")
+        if m.decision.speedup > 1 + spec.decide.min_effect and wall > 0.99:
+            return (f"the metric improved {m.decision.speedup:.2f}x but the benchmark process did not get faster "
+                    f"({wall:.2f}x wall time): work moved out of the timed region?")
     return None
 
 
 def hack_flags(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, m: Measurement) -> list[str]:
+    """Reasons to look twice at a result; recorded (and shown) even when the candidate is accepted."""
     flags = []
-    size = gitops.diff_size(repo, best.commit, cand.commit)
-    if m.decision.speedup > spec.guard.max_plausible_speedup and size < 50:
-        flags.append(f"implausible: {m.decision.speedup:.1f}x from a {size}-line diff")
-    if m.decision.speedup > 1.2 and _ratio(m, "cpu_s") > 1.0 and _ratio(m, "wall_s") > 0.95:
-        flags.append("metric faster but neither CPU time nor wall time of the process dropped")
-    added = [ln for ln in gitops.diff_text(repo, best.commit, cand.commit).splitlines() if ln.startswith("+")]
-    if any(CACHE_HINTS.search(ln) for ln in added):
-        flags.append("diff adds a cache or writes files: check it is not keyed on benchmark inputs")
+    speedup, size = m.decision.speedup, gitops.diff_size(repo, best.commit, cand.commit)
+    if speedup > spec.guard.max_plausible_speedup:
+        flags.append(f"implausible: {speedup:.1f}x from a {size}-line diff (over {spec.guard.max_plausible_speedup:g}x)")
+    cpu = _ratio(m, "cpu_s")
+    if speedup > 1.1 and cpu >= 1.0:
+        flags.append(f"metric {speedup:.2f}x better but the process's CPU time did not drop ({cpu:.2f}x): "
+                     "threads, or work moved where the metric does not see it?")
+    added = [ln[1:].strip() for ln in gitops.diff_text(repo, best.commit, cand.commit).splitlines()
+             if ln.startswith("+") and not ln.startswith("+++")]
+    hits = [ln for ln in added if CACHE_HINTS.search(ln)]
+    if hits:
+        flags.append("diff adds a cache or file writes; check it is not keyed on the benchmark's inputs: "
+                     + " | ".join(h[:80] for h in hits[:3]))
     return flags

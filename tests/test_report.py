@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from agent.records import (
     RunStore,
 )
 from agent.report import write_report
+from tests.tiny_target import make_repo, transcript
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSER_DIR = ROOT / "tests" / "browser"
@@ -200,6 +202,27 @@ def test_live_endpoint_has_no_transcript_label_and_an_empty_run_renders(tmp_path
     assert "No baseline was measured" in page.text["headline"] and "No attempt was made" in page.text["attempts"]
 
 
+def test_chart_points_stay_inside_the_plot_and_outliers_switch_to_a_log_scale(tmp_path: Path) -> None:
+    store = make_run(tmp_path)
+
+    def plot(page: Page) -> tuple[list[float], list[float]]:
+        svg = page.find("svg")[0]
+        grid = [float(a["y1"]) for a in page.find("line")]
+        return [float(a["cy"]) for a in page.find("circle", "point")], [min(grid), max(grid), float(svg["height"])]
+
+    ys, (top, bottom, _) = plot(Page(write_report(store).read_text()))
+    assert all(top - 30 <= y <= bottom for y in ys) and len(set(ys)) == 3
+    assert "log scale" not in Page(write_report(store).read_text()).text["chart"]
+    store.append(IterationEvent(index=5, strategy={"title": "Skip the work"}, branch="b5", commit="5" * 40,
+                                base_commit="1" * 40, verdict="rejected", reason="guard-metric", speedup=5000.0,
+                                ci=(4000.0, 6000.0), pairs=4, value=750_000.0))
+    page = Page(write_report(store).read_text())
+    assert "log scale" in page.text["chart"]
+    ys, (top, bottom, height) = plot(page)
+    assert len(ys) == 4 and all(0 <= y <= height for y in ys)
+    assert max(ys) - min(ys) > 60  # the ordinary points are not squashed onto one line
+
+
 def _browser_missing() -> str | None:
     if not shutil.which("node"):
         return "node is not installed"
@@ -233,3 +256,28 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
     assert seen["attempts"] == 4 and seen["details"] >= 12
     assert len(seen["flamegraphs"]) == 2 and all(u.startswith("file://") for u in seen["flamegraphs"])
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_report_of_a_real_cli_run(tmp_path: Path) -> None:
+    """The record written by a real `optimize` run (tiny target, scripted transcript) renders completely."""
+    repo = make_repo(tmp_path / "repo")
+    script = transcript(tmp_path / "t.jsonl")
+    runs = tmp_path / "runs"
+    r = subprocess.run([sys.executable, "-m", "agent.cli", "--repo", str(repo), "--llm", f"replay:{script}",
+                        "--runs-dir", str(runs), "--quiet"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run_dir,) = runs.iterdir()
+    store = RunStore(run_dir)
+    page = Page(write_report(store).read_text())
+    assert page.text["llm-label"] == "scripted transcript"
+    verdicts = [(e.verdict, e.reason) for e in store.events() if isinstance(e, IterationEvent)]
+    assert [a["data-verdict"] for a in page.find("div", "attempt")] == [v for v, _ in verdicts]
+    for i, (_, reason) in enumerate(verdicts, 1):
+        assert reason in page.text[f"attempt-{i}"]
+    assert "Closed-form sum of squares" in page.text["attempts"]
+    assert "closed form" in page.text["attempt-1"]  # the model's summary
+    assert "rewrite" in page.text["attempt-1"]  # a reasoning line from llm.jsonl
+    assert "def sum_of_squares" in page.text["attempt-1"]  # the diff
+    assert "changed bench.py" in page.text["attempt-3"]  # why the protected-path attempt was rejected
+    assert len(page.find("circle", "point")) >= 2

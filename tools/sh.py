@@ -25,6 +25,7 @@ OUTPUT_CAP = 200_000  # bytes kept of each stream; the rest is dropped with a vi
 RUNAWAY_BYTES = 64 << 20  # stdout+stderr beyond this kills the command: it would only fill the disk
 TMP_SIZE = 1 << 30  # the private /tmp is RAM-backed; cap it so a disk bomb cannot eat the machine's memory
 POLL_S = 0.1
+SPENT = {"seconds": 0.0, "runs": 0}  # time inside target commands, for the harness-overhead accounting
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
 
 
@@ -49,6 +50,7 @@ class Sandbox:
 
     writable: tuple[Path, ...] = ()
     hidden: tuple[Path, ...] = ()  # replaced by empty folders (e.g. caches a candidate could have filled)
+    frozen: tuple[Path, ...] = ()  # read-only even inside a writable folder (a worktree's .git file)
     network: bool = False
     readonly: bool = False
 
@@ -128,6 +130,9 @@ def _bwrap_prefix(cwd: Path, sandbox: Sandbox) -> list[str]:
     for path in sandbox.writable:
         if path.exists() and path not in sandbox.hidden:
             args += ["--bind", str(path), str(path)]
+    for path in sandbox.frozen:
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
     if not sandbox.network:
         args.append("--unshare-net")
     # A pid namespace: when bwrap dies, everything inside dies too, even daemons that called setsid().
@@ -173,6 +178,8 @@ def run(
             return Result(shown, 127, "", f"cannot start: {e}", 0.0, 0.0, 0)
         status, usage, why = _wait(proc, timeout, (out, err))
         wall = time.perf_counter() - start
+        SPENT["seconds"] += wall
+        SPENT["runs"] += 1
         stdout, t1 = _read_capped(out, cap)
         stderr, t2 = _read_capped(err, cap)
     code = os.waitstatus_to_exitcode(status)

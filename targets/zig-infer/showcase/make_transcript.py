@@ -5,7 +5,7 @@ Attempts (each applies to the state after the earlier ACCEPTED ones):
   002 matvec rows over both cores (pool)    -> accept
   003 approximate exp (Schraudolph)         -> reject: logits leave the tolerance, tests fail
   004 four-row register blocking in matvec  -> accept
-Run from anywhere: python targets/zig-infer/showcase/make_transcript.py
+Run from anywhere: python targets/zig-infer/showcase/make_transcript.py [OUT]  (default ../showcase.jsonl)
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> None:
         ("Measure.", [("run_benchmark", {})]),
         ("Done.", [("finish", {"summary": "Four-row register blocking in matvec."})]),
     ])
-    t.write(HERE.parent / "showcase.jsonl")
+    t.write(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent / "showcase.jsonl")
 
 
 if __name__ == "__main__":

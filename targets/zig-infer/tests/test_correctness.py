@@ -10,10 +10,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import make_weights
 import numpy as np
 import pytest
-
-import make_weights
 from reference import PROMPT, Model
 
 ROOT = Path(__file__).resolve().parent.parent
