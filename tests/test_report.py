@@ -115,7 +115,7 @@ class Page(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         self.tags.append((tag, a))
-        if tag not in ("meta", "link", "br", "circle", "line", "path", "input", "img"):
+        if tag not in ("meta", "link", "br", "hr", "input", "img"):  # HTML void elements never close
             self._open.append((tag, a.get("id")))
             if a.get("id"):
                 self.text[a["id"]] = ""
@@ -271,13 +271,13 @@ def test_report_of_a_real_cli_run(tmp_path: Path) -> None:
     store = RunStore(run_dir)
     page = Page(write_report(store).read_text())
     assert page.text["llm-label"] == "scripted transcript"
-    verdicts = [(e.verdict, e.reason) for e in store.events() if isinstance(e, IterationEvent)]
-    assert [a["data-verdict"] for a in page.find("div", "attempt")] == [v for v, _ in verdicts]
-    for i, (_, reason) in enumerate(verdicts, 1):
-        assert reason in page.text[f"attempt-{i}"]
+    events = [e for e in store.events() if isinstance(e, IterationEvent)]
+    assert [a["data-verdict"] for a in page.find("div", "attempt")] == [e.verdict for e in events]
+    for e in events:  # exactly why: the reason code and the detail's text
+        assert e.reason in page.text[f"attempt-{e.index}"] and e.detail.splitlines()[0] in page.text[f"attempt-{e.index}"]
     assert "Closed-form sum of squares" in page.text["attempts"]
     assert "closed form" in page.text["attempt-1"]  # the model's summary
     assert "rewrite" in page.text["attempt-1"]  # a reasoning line from llm.jsonl
     assert "def sum_of_squares" in page.text["attempt-1"]  # the diff
-    assert "changed bench.py" in page.text["attempt-3"]  # why the protected-path attempt was rejected
+    assert "bench.py" in page.text["attempt-3"]  # the protected file the rejected attempt touched
     assert len(page.find("circle", "point")) >= 2
