@@ -105,11 +105,13 @@ def _drive(session: Session) -> None:
         reason = loop.run(session)
     except BaselineError as e:
         session.cleanup()
+        session.store.unlock()
         session.manifest.status, session.manifest.stop_reason = "failed", "baseline"
         session.store.write_manifest(session.manifest)
         raise Exit(2, str(e)) from e
     except LLMError:
         session.cleanup()
+        session.store.unlock()
         session.manifest.status, session.manifest.stop_reason = "interrupted", "endpoint unusable"
         session.store.write_manifest(session.manifest)
         raise
@@ -221,6 +223,12 @@ def _print_show(d: dict) -> None:
         table.add_row(str(it["index"]), it["strategy"], f"[{style}]{it['verdict']}[/{style}]", it["reason"],
                       f"{it['speedup']:.3f}x" if it["speedup"] else "", _fmt_ci(it["ci"]), str(len(it["flags"])) if it["flags"] else "")
     out.print(table)
+    for it in d["iterations"]:  # why, in words: the reason code alone does not say what happened
+        if it["verdict"] != "accepted":
+            why = next((ln.strip() for ln in (it["detail"] or "").splitlines() if ln.strip()), "")
+            out.print(f"#{it['index']} {it['reason']}: {why[:200]}", markup=False)
+        for flag in it["flags"]:
+            out.print(f"#{it['index']} flag: {flag}", markup=False)
     b, base = d["best"], d["baseline"]
     if base["value"] is not None:
         line = (f"baseline {base['value']:.4g} {unit} → best {b['value']:.4g} {unit}: {b['speedup']:.2f}x "

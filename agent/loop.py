@@ -40,4 +40,5 @@ def run(s: Session) -> str:
     s.manifest.status, s.manifest.stop_reason = status, reason
     s.save_manifest(tokens=s.tokens, tool_calls=s.tool_calls, hours=(s.spent + s.elapsed()) / 3600)
     s.store.append(FinishEvent(status=status, stop_reason=reason))
+    s.store.unlock()
     return reason

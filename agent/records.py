@@ -168,6 +168,22 @@ class RunStore:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
+    def lock(self) -> None:
+        """One process per run: a second `optimize resume` while the first still runs is refused."""
+        path = self.path / "run.lock"
+        try:
+            pid = int(path.read_text())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            pass  # no lock, or its process is gone (killed): take it over
+        else:
+            if pid != os.getpid():
+                raise RecordError(f"{self.path} is in use by process {pid}; wait for it or stop it first")
+        path.write_text(str(os.getpid()))
+
+    def unlock(self) -> None:
+        (self.path / "run.lock").unlink(missing_ok=True)
+
     def write_manifest(self, manifest: Manifest) -> None:
         manifest.updated = now_iso()
         tmp = self.manifest_path.with_suffix(".tmp")

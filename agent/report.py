@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ DIFF_CAP = 60_000  # characters of one attempt's diff shown inline; the full pat
 LOG_TAIL_LINES = 40
 TEXT_CAP = 8_000  # one reply's reasoning or content
 ARGS_CAP = 400  # one tool call's arguments
+Link = Callable[[str | None], str | None]
 COLOURS = {"accepted": "#1a7f37", "rejected": "#b35900", "error": "#c62828"}
 
 
@@ -99,7 +101,7 @@ def render(store: RunStore, out_dir: Path) -> str:
 
 
 def _attempt(run: Path, row: dict[str, Any], ev: IterationEvent, t0: float | None, replies: list[Reply],
-             link: Any) -> Attempt:
+             link: Link) -> Attempt:
     d = run / row["files"]
     diff = _read(d / "diff.patch", None)
     logs = {name: _tail(d / name) for name in ("build.log", "test.log") if (d / name).exists()}
@@ -158,7 +160,7 @@ def _sibling(run: Path, rel: str | None, name: str) -> Path | None:
     return (run / rel).parent / name if rel else None
 
 
-def _linker(run: Path, out_dir: Path) -> Any:
+def _linker(run: Path, out_dir: Path) -> Link:
     """A function from a record-relative path to a link relative to the report, None if the file is gone."""
     def link(rel: str | None) -> str | None:
         if not rel or not (run / rel).exists():

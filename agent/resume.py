@@ -20,12 +20,17 @@ from agent.target import Target, failure
 from agent.ui import Progress
 from agent.verify import Arm
 from tools import gitops
+from tools.fingerprint import comparable, fingerprint
 
 
 def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
     m = store.manifest()
     if m.status == "finished":
         raise RecordError(f"run {m.run_id} already finished ({m.stop_reason}); nothing to resume")
+    if not comparable(m.fingerprint, fingerprint()):
+        raise RecordError(f"run {m.run_id} was measured on another machine or toolchain; its baseline cannot be "
+                          "compared with measurements here. Start a new run, or `optimize replay` it.")
+    store.lock()
     events = store.events()
     position = max([e.llm_position for e in events if isinstance(e, PlanEvent | IterationEvent)], default=0)
     _set_aside_unfinished_exchanges(store, position)

@@ -134,4 +134,5 @@ def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str
         options={**options.__dict__, "spec_origin": src.spec_origin}, fingerprint=fingerprint(),
         sandbox=sh.sandbox_mode(), started=now_iso(), updated=now_iso())
     store.write_manifest(manifest)
+    store.lock()
     return Session(src.spec, store, manifest, model, repo, options, ui)

@@ -1,8 +1,8 @@
 """Build, test and benchmark one checkout of the target, always inside the sandbox.
 
-Build and tests may write the worktree and the toolchains' caches; benchmarks see everything
-read-only (a private /tmp only) and the caches hidden, so a candidate cannot carry results from
-one run, or from its tests, into a benchmark.
+Builds may write the worktree and the toolchains' caches; tests only the worktree (whatever they
+leave there is removed before benchmarking); benchmarks see everything read-only (a private /tmp
+only) with the caches hidden, so a candidate cannot carry results from one run into the next.
 """
 
 from __future__ import annotations
@@ -46,18 +46,20 @@ class Target:
     def build(self) -> sh.Result | None:
         if self.spec.build is None:
             return None
-        return self._run(self.spec.build.cmd, self.spec.build.timeout, readonly=False)
+        return self._run(self.spec.build.cmd, self.spec.build.timeout, "build")
 
     def test(self, seed: int | None = None) -> sh.Result:
         cmd = with_seed(self.spec.test.cmd, new_seed() if seed is None else seed)
-        return self._run(cmd, self.spec.test.timeout, readonly=False)
+        return self._run(cmd, self.spec.test.timeout, "test")
 
     def bench(self, seed: int = 1) -> sh.Result:
-        return self._run(with_seed(self.spec.bench.cmd, seed), self.spec.bench.timeout, readonly=True)
+        return self._run(with_seed(self.spec.bench.cmd, seed), self.spec.bench.timeout, "bench")
 
-    def _run(self, cmd: str, timeout: float, readonly: bool) -> sh.Result:
+    def _run(self, cmd: str, timeout: float, step: str) -> sh.Result:
         # The worktree's .git file stays read-only: repointing it could make our own git calls run hooks.
-        sandbox = BENCH_SANDBOX if readonly else sh.Sandbox(writable=CACHES, frozen=(self.worktree / ".git",))
+        git_file = (self.worktree / ".git",)
+        sandbox = {"build": sh.Sandbox(writable=CACHES, frozen=git_file), "test": sh.Sandbox(frozen=git_file),
+                   "bench": BENCH_SANDBOX}[step]
         return sh.run(cmd, self.worktree, timeout, sandbox=sandbox)
 
 

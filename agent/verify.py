@@ -83,7 +83,13 @@ def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: f
     seeds = [new_seed() for _ in range(max(looks))]
     lines: dict[tuple[str, int], list[str]] = {}  # (arm, round) -> checked lines
 
+    counts: dict[tuple[str, int], int] = {}  # (arm, round) -> how often the metric's pattern matched
+
     def check(round_: int) -> None:
+        n_a, n_b = counts.get(("a", round_)), counts.get(("b", round_))
+        if n_a is not None and n_b is not None and n_a != n_b:
+            raise OutputMismatch(f"the metric's pattern matched {n_b} times in the candidate's output and "
+                                 f"{n_a} times in the best's: a second, fake metric line?")
         got, want = lines.get(("b", round_)), lines.get(("a", round_)) if seeded else expected
         if got is None or want is None or got == want:
             return
@@ -98,6 +104,8 @@ def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: f
             s, output = run_sample(cmd, arm.worktree, metric=metric, timeout=spec.bench.timeout,
                                    arm=name, round=round_, sandbox=BENCH_SANDBOX, pin_cpu=spec.decide.pin_cpu)
             lines[(name, round_)] = expected_lines(spec, output)
+            if metric and metric.regex:
+                counts[(name, round_)] = len(re.findall(metric.regex, output, re.MULTILINE))
             check(round_)
             store.append(s)
             return s.value

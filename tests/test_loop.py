@@ -111,3 +111,42 @@ def _wait_for_tag(runs: Path, tag: str, timeout: float = 300) -> None:
                 return
         time.sleep(0.05)
     raise AssertionError(f"no reply tagged {tag} within {timeout}s")
+
+
+def test_replay_reproduces_every_verdict(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    runs = tmp_path / "runs"
+    r = optimize("--repo", str(repo), "--llm", f"replay:{transcript(tmp_path / 't.jsonl')}", "--runs-dir", str(runs),
+                 "--no-profile")
+    assert r.returncode == 0, r.stderr
+    run_id = show(runs)["run_id"]
+    r = optimize("replay", run_id, "--runs-dir", str(runs), "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["run_id"] == run_id and result["replay_run_id"] != run_id and result["diverged_at"] is None
+    assert [(i["recorded_verdict"], i["verdict"]) for i in result["iterations"]] == [(v, v) for v, _ in EXPECTED]
+    assert all(i["reproduced"] for i in result["iterations"])
+
+
+def test_records_of_another_schema_version_are_refused(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    runs = tmp_path / "runs"
+    optimize("--repo", str(repo), "--llm", f"replay:{transcript(tmp_path / 't.jsonl')}", "--runs-dir", str(runs),
+             "--no-profile", "--iterations", "1")
+    manifest = next(runs.glob("*/run.json"))
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, "schema_version": 99}))
+    r = optimize("show", data["run_id"], "--runs-dir", str(runs), "--json")
+    assert r.returncode == 2 and "version 99" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ab_contract(tmp_path: Path) -> None:
+    slow = "python -c \"sum(i*i for i in range(3_000_000)); print('v: 1')\""
+    fast = "python -c \"sum(i*i for i in range(300_000)); print('v: 1')\""
+    r = optimize("ab", "--a", slow, "--b", fast, "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert set(result) == {"verdict", "speedup", "ci", "pairs"}
+    assert result["verdict"] == "better" and result["ci"][0] > 1 and result["pairs"] >= 5
+    flipped = json.loads(optimize("ab", "--a", fast, "--b", slow, "--json").stdout)
+    assert flipped["verdict"] == "worse" and flipped["ci"][1] < 1

@@ -142,7 +142,7 @@ def test_report_has_the_headline_chart_table_and_every_attempt(tmp_path: Path) -
     head = " ".join(page.text["headline"].split())
     assert "100 ops/s → 149.5 ops/s" in head and "1.48×" in head and "[1.410, 1.550]" in head
     assert "confirmed against the baseline" in head
-    for stat in ("hours2.50", "tool calls17", "tokens1,545", "noise floor±2.1%", "strategies tried4 (1 accepted)"):
+    for stat in ("time2.5 h", "tool calls17", "tokens1,545", "noise floor±2.1%", "strategies tried4 (1 accepted)"):
         assert stat in head
     assert page.text["llm-label"] == "scripted transcript"
     assert "python ref.py" in page.text["reference"] and "0.75×" in page.text["reference"]
