@@ -3,9 +3,9 @@ PY ?= python3
 APT_PACKAGES = hyperfine bubblewrap chromium linux-perf valgrind
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system python viewer targets demo test lint
+.PHONY: setup system python viewer browser targets demo test lint
 
-setup: system python viewer targets
+setup: system python viewer browser targets
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -17,6 +17,9 @@ python:
 
 viewer:
 	$(MAKE) -s -C tools/profile setup
+
+browser:  # playwright-core drives Debian's chromium for the report test; no browser download
+	cd tests/browser && npm ci --no-audit --no-fund --silent
 
 targets:
 	@for t in targets/*/; do if [ -f $$t/Makefile ]; then $(MAKE) -s -C $$t setup || exit 1; fi; done

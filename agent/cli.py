@@ -217,7 +217,7 @@ def _fmt_ci(ci: list[float] | None) -> str:
 
 def _print_show(d: dict) -> None:
     unit = d["metric"]["unit"]
-    table = Table("#", "strategy", "verdict", "reason", "speedup", "95% CI", "flags", title=f"run {d['run_id']}")
+    table = Table("#", "strategy", "verdict", "reason", "speedup", "CI", "flags", title=f"run {d['run_id']}")
     for it in d["iterations"]:
         style = {"accepted": "green", "rejected": "yellow"}.get(it["verdict"], "red")
         table.add_row(str(it["index"]), it["strategy"], f"[{style}]{it['verdict']}[/{style}]", it["reason"],
@@ -251,6 +251,15 @@ def _print_iteration(d: dict, index: int) -> None:
         out.print(f"flag: {flag}")
     out.print(it["detail"])
     out.print(f"files: {Path(d['record']) / it['files']}")
+
+
+@app.command()
+def report(run_id: Annotated[str, typer.Argument(help="Run id or prefix.")], runs_dir: RunsDir = DEFAULT_RUNS,
+           output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write the HTML file.")] = None) -> None:
+    """Write the morning report: one self-contained HTML file."""
+    from agent.report import write_report
+
+    out.print(str(write_report(find_run(runs_dir, run_id), output)))
 
 
 @app.command()

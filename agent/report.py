@@ -34,6 +34,7 @@ COLOURS = {"accepted": "#1a7f37", "rejected": "#b35900", "error": "#c62828"}
 
 @dataclass
 class Reply:
+    tag: str  # plan, attempt-NNN, or attempt-NNN-compact (a context compaction inside that attempt)
     reasoning: str
     content: str
     calls: list[str]
@@ -75,9 +76,12 @@ def render(store: RunStore, out_dir: Path) -> str:
         row["value"] = iterations[row["index"]].value
     started = {e.index: e.time for e in events if isinstance(e, AttemptStarted)}
     replies = _replies(store.path / "llm.jsonl")
+
+    def replies_of(tag: str) -> list[Reply]:
+        return [r for r in replies if r.tag == tag or r.tag.startswith(tag + "-")]
     link = _linker(store.path, out_dir)
     attempts = [_attempt(store.path, row, iterations[row["index"]], started.get(row["index"]),
-                         replies.get(f"attempt-{row['index']:03d}", []), link) for row in data["iterations"]]
+                         replies_of(f"attempt-{row['index']:03d}"), link) for row in data["iterations"]]
     base_profile = data["profile"] or {}
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
@@ -86,10 +90,10 @@ def render(store: RunStore, out_dir: Path) -> str:
     return env.get_template("report.html.j2").render(
         d=data, m=m, attempts=attempts, colours=COLOURS,
         hours=_hours(m.summary, m.started, m.updated),
-        tokens=sum(v for v in data["tokens"].values() if isinstance(v, int | float)),
+        tokens=int(data["tokens"].get("prompt", 0)) + int(data["tokens"].get("completion", 0)),  # cached ⊂ prompt
         llm_label=_llm_label(m.endpoint),
         notes=[e for e in events if isinstance(e, NoteEvent)],
-        plans=[e for e in events if isinstance(e, PlanEvent)], plan_replies=replies.get("plan", []),
+        plans=[e for e in events if isinstance(e, PlanEvent)], plan_replies=replies_of("plan"),
         chart=_chart(data),
         baseline_flamegraph=link(base_profile.get("flamegraph")),
         baseline_summary=_read(_sibling(store.path, base_profile.get("flamegraph"), "summary.txt"), 4000),
@@ -118,9 +122,9 @@ def _attempt(run: Path, row: dict[str, Any], ev: IterationEvent, t0: float | Non
     )
 
 
-def _replies(path: Path) -> dict[str, list[Reply]]:
-    """The model's replies by tag (plan, attempt-NNN), in order; a torn last line is skipped."""
-    out: dict[str, list[Reply]] = {}
+def _replies(path: Path) -> list[Reply]:
+    """The model's replies in order; a torn last line is skipped."""
+    out: list[Reply] = []
     if not path.exists():
         return out
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -133,8 +137,8 @@ def _replies(path: Path) -> dict[str, list[Reply]]:
             continue
         calls = [f"{c.get('name', '?')}({_cap(str(c.get('arguments', '')), ARGS_CAP)})"
                  for c in resp.get("tool_calls") or [] if isinstance(c, dict)]
-        out.setdefault(str(rec.get("tag", "")), []).append(
-            Reply(_cap(str(resp.get("reasoning") or ""), TEXT_CAP), _cap(str(resp.get("content") or ""), TEXT_CAP),
+        out.append(
+            Reply(str(rec.get("tag", "")), _cap(str(resp.get("reasoning") or ""), TEXT_CAP), _cap(str(resp.get("content") or ""), TEXT_CAP),
                   calls))
     return out
 

@@ -55,7 +55,7 @@ def make_run(tmp: Path, endpoint: str = "replay:targets/tiny/showcase.jsonl") ->
         source=str(tmp / "repo"), in_place=False, base_commit="a" * 40, model="replay", endpoint=endpoint,
         options={}, fingerprint={"cores": 2, "host": "box"}, sandbox="none", started="2026-01-01T00:00:00+00:00",
         updated="2026-01-01T02:30:00+00:00", stop_reason="transcript ended",
-        summary={"tool_calls": 17, "tokens": {"prompt": 1200, "completion": 345, "cached": 0}, "hours": 2.5}))
+        summary={"tool_calls": 17, "tokens": {"prompt": 1200, "completion": 345, "cached": 800}, "hours": 2.5}))
     prof = store.iteration_dir(0) / "profile"
     prof.mkdir()
     (prof / "flamegraph.html").write_text("<html>flame</html>")
@@ -92,6 +92,8 @@ def make_run(tmp: Path, endpoint: str = "replay:targets/tiny/showcase.jsonl") ->
                 "content": "", "reasoning": f"reasoning {i}.{step} </pre>{EVIL}",
                 "tool_calls": [{"id": f"functions.read_file:{step}", "name": "read_file", "arguments": '{"path": "a.py"}'}],
                 "finish_reason": "tool_calls", "usage": {}}})
+    llm.insert(4, {"seq": -2, "tag": "attempt-002-compact", "response": {"content": "compacted: read a.py",
+                                                                         "reasoning": "", "tool_calls": []}})
     llm.insert(0, {"seq": -1, "tag": "plan", "response": {"content": "{}", "reasoning": "plan reasoning", "tool_calls": []}})
     store.llm_path.write_text("".join(json.dumps(r) + "\n" for r in llm) + '{"torn": ')
     store.append(ConfirmEvent(best_commit="1" * 40, speedup=1.48, ci=(1.41, 1.55), pairs=12, verdict="better",
@@ -142,7 +144,7 @@ def test_report_has_the_headline_chart_table_and_every_attempt(tmp_path: Path) -
     head = " ".join(page.text["headline"].split())
     assert "100 ops/s → 149.5 ops/s" in head and "1.48×" in head and "[1.410, 1.550]" in head
     assert "confirmed against the baseline" in head
-    for stat in ("time2.5 h", "tool calls17", "tokens1,545", "noise floor±2.1%", "strategies tried4 (1 accepted)"):
+    for stat in ("time2.5 h", "tool calls17", "tokens1,545 (800 cached)", "noise floor±2.1%", "strategies tried4 (1 accepted)"):
         assert stat in head
     assert page.text["llm-label"] == "scripted transcript"
     assert "python ref.py" in page.text["reference"] and "0.75×" in page.text["reference"]
@@ -161,6 +163,7 @@ def test_report_has_the_headline_chart_table_and_every_attempt(tmp_path: Path) -
         assert reason in section and f"summary of attempt {i}" in section and f"+new{i}" in section
         assert f"reasoning {i}.0" in section and f"reasoning {i}.1" in section
         assert f"last test line {i}" in section and "test line 10\n" not in section  # a tail, not the whole log
+    assert "compacted: read a.py" in page.text["attempt-2"] and "compacted" not in page.text["attempt-1"]
     assert "FAILED tests/test_p.py::test_quotes" in page.text["attempt-3"]
     assert "signal 11" in page.text["attempt-4"]
     assert "whole confidence interval lies above" in page.text["attempt-2"]

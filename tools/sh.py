@@ -76,7 +76,10 @@ class Result:
 
     @property
     def signal(self) -> int | None:
-        return -self.returncode if self.returncode < 0 else None
+        """The signal that killed the command; shells and bwrap report a killed child as exit 128+N."""
+        if self.returncode < 0:
+            return -self.returncode
+        return self.returncode - 128 if 128 < self.returncode < 160 else None
 
     @property
     def output(self) -> str:

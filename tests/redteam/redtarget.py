@@ -118,7 +118,7 @@ max_plausible_speedup = 10.0
 [decide]
 min_effect = "5%"
 looks = [3, 6]
-calibration_pairs = 3
+calibration_pairs = 6
 confirm_pairs = 3
 '''
 

@@ -1,0 +1,88 @@
+"""Fault injection: SIGKILL the run at 20 different points (planning, editing, build, tests, benchmark,
+record writing) and resume each; the end state must match an uninterrupted run of the same transcript."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_loop import optimize
+from tests.tiny_target import SPEC, git, make_repo, transcript
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST_SPEC = SPEC.replace("looks = [4, 8]", "looks = [3, 6]").replace("calibration_pairs = 4", "calibration_pairs = 3") \
+    .replace("confirm_pairs = 4", "confirm_pairs = 3")
+# (file whose line count triggers the kill, count) or ("time", seconds after start)
+POINTS = [("events.jsonl", n) for n in range(1, 11)] + [("llm.jsonl", n) for n in range(1, 7)] + \
+    [("time", t) for t in (0.4, 1.5, 3.0, 6.0)]
+
+
+def outcome(runs: Path, repo: Path) -> list[tuple]:
+    run_id = json.loads(optimize("runs", "--runs-dir", str(runs), "--json").stdout)[0]["run_id"]
+    data = json.loads(optimize("show", run_id, "--runs-dir", str(runs), "--json").stdout)
+    assert data["status"] == "finished"
+    assert len(git(repo, "worktree", "list").splitlines()) == 1, "stray worktrees"
+    assert git(repo, "status", "--porcelain") == "" and git(repo, "branch", "--show-current").strip() == "main"
+    prefix = f"optimize/{run_id}/"
+    branches = sorted(b.removeprefix(prefix) for b in
+                      git(repo, "branch", "--list", prefix + "*", "--format=%(refname:short)").split())
+    return [(i["index"], i["verdict"], i["reason"], i["branch"].removeprefix(prefix)) for i in data["iterations"]] + \
+        [tuple(branches), data["best"]["commit"] is not None]
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def start(repo: Path, script: Path, runs: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "agent.cli", "--repo", str(repo), "--llm", f"replay:{script}",
+                             "--runs-dir", str(runs), "--no-profile", "--quiet"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
+    tmp = tmp_path_factory.mktemp("reference")
+    repo = make_repo(tmp / "repo", spec=FAST_SPEC)
+    proc = start(repo, transcript(tmp / "t.jsonl"), tmp / "runs")
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    return outcome(tmp / "runs", repo)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where,when", POINTS, ids=[f"{w}-{n}" for w, n in POINTS])
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, reference: list[tuple], where: str,
+                                                       when: float) -> None:
+    repo = make_repo(tmp_path / "repo", spec=FAST_SPEC)
+    runs = tmp_path / "runs"
+    proc = start(repo, transcript(tmp_path / "t.jsonl"), runs)
+    started = time.monotonic()
+    while proc.poll() is None:
+        run_dirs = list(runs.glob("*/run.json"))
+        if where == "time":
+            due = time.monotonic() - started >= when
+        else:
+            due = bool(run_dirs) and lines(run_dirs[0].parent / where) >= when
+        if due:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    run_dirs = list(runs.glob("*/run.json"))
+    if not run_dirs:  # killed before the record existed: nothing to resume, a new run starts from scratch
+        assert optimize("--repo", str(repo), "--llm", f"replay:{tmp_path / 't.jsonl'}", "--runs-dir", str(runs),
+                        "--no-profile").returncode == 0
+    elif proc.returncode != 0:
+        run_id = json.loads(run_dirs[0].read_text())["run_id"]
+        r = optimize("resume", run_id, "--runs-dir", str(runs), "--quiet")
+        assert r.returncode == 0 or "already finished" in r.stderr, r.stderr
+        for record in runs.glob("*/events.jsonl"):  # every line of the record is still valid JSON
+            assert all(json.loads(line) for line in record.read_text().splitlines())
+    assert outcome(runs, repo) == reference

@@ -1,0 +1,148 @@
+"""A compressed overnight run: the real `optimize` process against the fake HTTP model server, ended by
+its deadline after 40+ strategies and 1,000+ tool calls.
+
+The server checks every request against a context window (12,000 tokens with compaction above
+6,000, the same proportions as Kimi's 262K window with the 160K default) and that the system prompt
+and tools never change. Then the record must hold every attempt, no rejected idea twice, token
+totals that match what the server saw, and a confirmation written before the deadline's margin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from tests.fakes.openai_server import FakeServer
+from tests.longrun import scenario as sc
+
+DEADLINE_S = 120.0  # ~1-2 s per attempt here, so 40+ attempts fit even on a loaded machine
+LIMIT = 6_000  # --context-limit, tokens
+WINDOW = 12_000  # what the server accepts, tokens
+MARGIN_S = 15.0  # the last verification and the confirmation may end this much after the deadline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("longrun")
+    repo = sc.make_target(tmp / "repo")
+    model = sc.ScriptedModel()
+    srv = FakeServer(model, hooks=sc.hooks(WINDOW)).start()  # its hook failures are asserted below
+    try:
+        started = time.monotonic()
+        proc = sc.start_run(repo, tmp / "runs", srv.base_url, hours=DEADLINE_S / 3600, iterations=1000,
+                            context_limit=LIMIT)
+        _, err = proc.communicate(timeout=DEADLINE_S + 180)
+        wall = time.monotonic() - started
+    finally:
+        srv.close()
+    run = sc.run_dir(tmp / "runs")
+    return {"rc": proc.returncode, "stderr": err, "wall": wall, "run": run, "model": model, "server": srv,
+            "manifest": json.loads((run / "run.json").read_text()), "events": sc.events(run),
+            "exchanges": sc.exchanges(run)}
+
+
+def _of(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["type"] == kind]
+
+
+def test_every_request_fits_the_window_and_keeps_the_prefix(long_run: dict) -> None:
+    srv, model = long_run["server"], long_run["model"]
+    assert long_run["rc"] == 0, long_run["stderr"][-3000:]
+    assert srv.failures == []
+    # The check had teeth: conversations really grew past the compaction threshold and were compacted.
+    sizes = [len(json.dumps(r["messages"])) + len(json.dumps(r["tools"])) for r in srv.requests]
+    assert max(sizes) // 4 > LIMIT
+    compacted = {e["tag"] for e in long_run["exchanges"] if e["tag"].endswith("-compact")}
+    assert model.compactions == sum(e["tag"].endswith("-compact") for e in long_run["exchanges"]) > 0
+    assert len(compacted) >= 10
+
+
+def test_deadline_ends_the_run_with_the_confirmation_written(long_run: dict) -> None:
+    m, events = long_run["manifest"], long_run["events"]
+    assert m["status"] == "finished" and m["stop_reason"] == "deadline"
+    assert _of(events, "finished")[-1]["stop_reason"] == "deadline"
+    elapsed = m["summary"]["elapsed_s"]
+    assert DEADLINE_S - 30 <= elapsed <= DEADLINE_S + MARGIN_S, elapsed
+    assert long_run["wall"] <= DEADLINE_S + MARGIN_S + 20  # start-up and the final `show` included
+    confirm = _of(events, "confirmation")
+    assert len(confirm) == 1 and confirm[0]["speedup"] > 1 and m["summary"]["confirmed"] is True
+    assert events[-1]["type"] == "finished" and confirm[0]["time"] <= events[-1]["time"]
+
+
+def test_forty_strategies_and_a_thousand_tool_calls_all_recorded(long_run: dict) -> None:
+    events, m = long_run["events"], long_run["manifest"]
+    started, done = _of(events, "attempt-started"), _of(events, "iteration")
+    assert len(done) >= 40
+    assert [e["index"] for e in done] == [e["index"] for e in started] == list(range(1, len(done) + 1))
+    assert all(e["verdict"] and e["reason"] for e in done)
+    assert m["summary"]["tool_calls"] == sum(e["tool_calls"] for e in done) >= 1000
+    # Every attempt the deadline did not cut carried on through its compactions to its own finish call.
+    finished = [e for e in done if e["reason"] != "budget"]
+    assert len(finished) >= len(done) - 1
+    assert all(e["tool_calls"] == len(sc.attempt_calls(e["index"], "faster")) for e in finished)
+    expected = {"faster": {"faster", "not-significant", "slower", "guard-metric"}, "broken": {"tests-failed"}, "no-op": {"no-change"}}
+    for e in finished:
+        assert e["reason"] in expected[sc.KINDS[(e["index"] - 1) % 3]], e
+    assert done[0]["verdict"] == "accepted"
+    assert all(set(e["timing"]) == {"wall_s", "commands_s", "model_s", "harness_s"} for e in done)
+
+
+def test_no_rejected_strategy_is_attempted_twice(long_run: dict) -> None:
+    done, model = _of(long_run["events"], "iteration"), long_run["model"]
+    titles = [e["strategy"]["title"] for e in done]
+    rejected = {e["strategy"]["title"] for e in done if e["verdict"] != "accepted"}
+    assert all(titles.count(t) == 1 for t in rejected)
+    # ... although the model proposed rejected ideas again in most plans; each was skipped with a note.
+    assert len(model.repeats_offered) >= 5
+    notes = [e["text"] for e in _of(long_run["events"], "note")]
+    for title in model.repeats_offered:
+        assert any(n.startswith(f"skipping '{title}': repeats rejected attempt") for n in notes), title
+
+
+def test_the_notebook_holds_every_outcome(long_run: dict) -> None:
+    """Each attempt's brief lists the outcome of the attempt before it; the last brief lists the latest 60."""
+    done = {e["index"]: e for e in _of(long_run["events"], "iteration")}
+    briefs: dict[int, str] = {}
+    for r in long_run["server"].requests:
+        if m := re.match(r"Strategy #(\d+)", r["messages"][1]["content"]):
+            briefs.setdefault(int(m.group(1)), r["messages"][1]["content"])
+    assert sorted(briefs) == sorted(done)
+
+    def line(e: dict) -> str:
+        return f"#{e['index']:03d} {e['strategy']['title']} [work.py] -> {e['verdict']} ({e['reason']}"
+
+    for index, brief in briefs.items():
+        if index > 1:
+            assert line(done[index - 1]) in brief
+    last = max(briefs)
+    listed = [done[i] for i in range(max(1, last - 60), last)]
+    assert all(line(e) in briefs[last] for e in listed)
+    assert len(re.findall(r"^#\d{3} ", briefs[last], re.M)) == len(listed)
+
+
+def test_token_totals_match_what_the_server_saw(long_run: dict) -> None:
+    tokens, srv = long_run["manifest"]["summary"]["tokens"], long_run["server"]
+    # The fake server counts 4 characters a token of messages + tools: recompute from its own log.
+    prompt = sum((len(json.dumps(r["messages"])) + len(json.dumps(r["tools"]))) // 4 for r in srv.requests)
+    assert tokens["prompt"] == prompt
+    recorded = {k: sum(e["response"]["usage"][f"{k}_tokens"] for e in long_run["exchanges"])
+                for k in ("prompt", "completion", "cached")}
+    assert recorded == tokens and len(long_run["exchanges"]) == len(srv.requests)
+    share = tokens["cached"] / tokens["prompt"]
+    assert 0.5 < share < 1  # appending to history keeps most of each prompt cached
+    print(f"\nlong run: {len(srv.requests)} requests, prompt {tokens['prompt']:,} / completion "
+          f"{tokens['completion']:,} / cached {tokens['cached']:,} tokens, cache-hit share {share:.1%}")
+
+
+def test_the_report_is_written(long_run: dict) -> None:
+    report = pytest.importorskip("agent.report")
+    from agent.records import RunStore
+
+    path = report.write_report(RunStore(long_run["run"]))
+    assert path.is_file() and path.stat().st_size > 1000
+    assert "Unroll accumulator" in path.read_text()
