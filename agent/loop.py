@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agent.llm import ReplayDiverged, ReplayExhausted
 from agent.records import FinishEvent
+from agent.report import write_report
 from agent.session import Session, Stop
 
 
@@ -40,5 +41,6 @@ def run(s: Session) -> str:
     s.manifest.status, s.manifest.stop_reason = status, reason
     s.save_manifest(tokens=s.tokens, tool_calls=s.tool_calls, hours=(s.spent + s.elapsed()) / 3600)
     s.store.append(FinishEvent(status=status, stop_reason=reason))
+    write_report(s.store)
     s.store.unlock()
     return reason

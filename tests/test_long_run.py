@@ -18,7 +18,7 @@ import pytest
 from tests.fakes.openai_server import FakeServer
 from tests.longrun import scenario as sc
 
-DEADLINE_S = 120.0  # ~1-2 s per attempt here, so 40+ attempts fit even on a loaded machine
+DEADLINE_S = 90.0  # 0.7-1.2 s per attempt on this 2-core box, so 40+ attempts fit even when it is loaded
 LIMIT = 6_000  # --context-limit, tokens
 WINDOW = 12_000  # what the server accepts, tokens
 MARGIN_S = 15.0  # the last verification and the confirmation may end this much after the deadline
@@ -33,7 +33,7 @@ def long_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     model = sc.ScriptedModel()
     srv = FakeServer(model, hooks=sc.hooks(WINDOW)).start()  # its hook failures are asserted below
     try:
-        started = time.monotonic()
+        epoch, started = time.time(), time.monotonic()
         proc = sc.start_run(repo, tmp / "runs", srv.base_url, hours=DEADLINE_S / 3600, iterations=1000,
                             context_limit=LIMIT)
         _, err = proc.communicate(timeout=DEADLINE_S + 180)
@@ -41,7 +41,7 @@ def long_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     finally:
         srv.close()
     run = sc.run_dir(tmp / "runs")
-    return {"rc": proc.returncode, "stderr": err, "wall": wall, "run": run, "model": model, "server": srv,
+    return {"rc": proc.returncode, "stderr": err, "wall": wall, "epoch": epoch, "run": run, "model": model, "server": srv,
             "manifest": json.loads((run / "run.json").read_text()), "events": sc.events(run),
             "exchanges": sc.exchanges(run)}
 
@@ -130,7 +130,7 @@ def test_token_totals_match_what_the_server_saw(long_run: dict) -> None:
     # The fake server counts 4 characters a token of messages + tools: recompute from its own log.
     prompt = sum((len(json.dumps(r["messages"])) + len(json.dumps(r["tools"]))) // 4 for r in srv.requests)
     assert tokens["prompt"] == prompt
-    recorded = {k: sum(e["response"]["usage"][f"{k}_tokens"] for e in long_run["exchanges"])
+    recorded = {k: sum(e["usage"][f"{k}_tokens"] for e in long_run["exchanges"])
                 for k in ("prompt", "completion", "cached")}
     assert recorded == tokens and len(long_run["exchanges"]) == len(srv.requests)
     share = tokens["cached"] / tokens["prompt"]
@@ -140,9 +140,9 @@ def test_token_totals_match_what_the_server_saw(long_run: dict) -> None:
 
 
 def test_the_report_is_written(long_run: dict) -> None:
-    report = pytest.importorskip("agent.report")
-    from agent.records import RunStore
-
-    path = report.write_report(RunStore(long_run["run"]))
-    assert path.is_file() and path.stat().st_size > 1000
-    assert "Unroll accumulator" in path.read_text()
+    pytest.importorskip("agent.report")
+    report = long_run["run"] / "report.html"  # written by the loop before it exits
+    assert report.is_file() and report.stat().st_mtime - long_run["epoch"] <= DEADLINE_S + MARGIN_S + 20
+    text = report.read_text()
+    done = _of(long_run["events"], "iteration")
+    assert all(e["strategy"]["title"] in text for e in done)

@@ -131,3 +131,12 @@ def test_cannot_start_is_a_result_not_an_exception(tmp_path: Path) -> None:
 
 def test_clean_env_keeps_path() -> None:
     assert sh.clean_env()["PATH"] == os.environ["PATH"]
+
+
+@needs_bwrap
+def test_sandbox_keeps_cpu_time_and_peak_rss(tmp_path: Path) -> None:
+    """Guard metrics and hack flags compare these; an extra init process in between would hide them."""
+    code = "x = bytearray(150 << 20)\nfor i in range(2_000_000):\n    pass\n"
+    plain = sh.run([PY, "-c", code], tmp_path, 30)
+    boxed = sh.run([PY, "-c", code], tmp_path, 30, sandbox=sh.Sandbox(readonly=True))
+    assert boxed.sandboxed and boxed.max_rss_kb > 140 * 1024 and boxed.cpu_s > 0.3 * plain.cpu_s

@@ -113,7 +113,7 @@ def test_symlink_out_of_the_repo(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("cmd", "reason", "words"), [
     ("echo compiling; echo 'error: nope' >&2; exit 2", "build-failed", "error: nope"),
     ("echo forever; sleep 30", "timeout", "timed out"),
-    ("echo boom; kill -SEGV $$", "crashed", "signal 11"),
+    (f"echo boom; {PY} -c 'import ctypes; ctypes.string_at(0)'", "crashed", "signal 11"),
     ("yes flood", "runaway-output", "MiB of output"),
 ])
 def test_build_failures_are_classified(tmp_path: Path, cmd: str, reason: str, words: str) -> None:
@@ -132,6 +132,7 @@ def test_failure_helper_and_memory_errors(tmp_path: Path) -> None:
     t = Target(s, tmp_path)
     (tmp_path / "check.py").write_text("hog = []\nwhile True:\n    hog.append(bytearray(64 << 20))\n")
     (tmp_path / "prog.py").write_text(PROG)
+    (tmp_path / "bench.py").write_text(BENCH)
     import os
 
     os.environ["NIGHTSHIFT_MEMORY_MB"] = "512"  # read when Limits() is built; restored below
@@ -182,12 +183,13 @@ def test_genuine_win_is_accepted_and_not_flagged_as_moved_work(tmp_path: Path) -
 def test_hard_coded_output_fails_on_held_out_seeds_only(tmp_path: Path) -> None:
     repo, best = repo_with(tmp_path)
     fake = PROG.replace("    time.sleep(0.25)\n    return seed * 2",
-                        "    if seed < 100:\n        time.sleep(0.25)\n        return seed * 2\n    time.sleep(0.05)\n    return 2")
+                        "    if seed < 100:\n        time.sleep(0.25)\n        return seed * 2\n    time.sleep(0.05)\n"
+                        "    return 24690  # right for the one input the fixed benchmark uses")
     cand = candidate(repo, best, {"prog.py": fake})
     o = check(spec(), repo, best, cand)
-    assert o.reason == "output-mismatch" and "seed" in o.detail
+    assert o.reason == "output-mismatch" and "seed" in o.detail and "whatever the seed: hard-coded" in o.detail
     # the same trick passes when the benchmark has one fixed input: that is why seeds matter
-    fixed = spec(bench=f"{PY} bench.py")
+    fixed = spec(bench=f"{PY} bench.py 12345")
     assert check(fixed, repo, best, cand).reason == "faster"
 
 

@@ -139,7 +139,9 @@ def _bwrap_prefix(cwd: Path, sandbox: Sandbox) -> list[str]:
     if not sandbox.network:
         args.append("--unshare-net")
     # A pid namespace: when bwrap dies, everything inside dies too, even daemons that called setsid().
-    return args + ["--unshare-pid", "--new-session", "--die-with-parent", "--chdir", str(cwd), "--"]
+    # --as-pid-1: the command itself is init, so its end kills every process left inside, and wait4 still
+    # sees its CPU time and peak RSS (with an extra bwrap init in between, both would be lost).
+    return args + ["--unshare-pid", "--as-pid-1", "--new-session", "--die-with-parent", "--chdir", str(cwd), "--"]
 
 
 def _limit(limits: Limits):

@@ -26,10 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 # Two words per title from disjoint lists: any two titles share at most one word, so the notebook's
 # similarity check (Jaccard of title words + 0.2 for the same files) never calls a fresh idea a repeat.
 VERBS = ["Unroll", "Vectorise", "Inline", "Hoist", "Batch", "Specialise", "Fuse", "Precompute", "Simplify",
-         "Reorder", "Flatten", "Narrow"]
-NOUNS = ["accumulator", "multiply", "ranges", "loops", "integers", "indexing", "arithmetic", "locals",
-         "builtins", "formula", "squares", "counters"]
-TITLES = [f"{VERBS[k % 12]} {NOUNS[(k + k // 12) % 12]}" for k in range(144)]  # distinct, neighbours share no word
+         "Reorder", "Flatten", "Narrow", "Devirtualise", "Reduce", "Pipeline", "Split", "Merge", "Shortcut",
+         "Prune", "Tile", "Widen", "Defer", "Streamline", "Compact"]
+NOUNS = ["accumulator", "multiply", "ranges", "loops", "integers", "indexing", "arithmetic", "locals", "builtins",
+         "formula", "squares", "counters", "iteration", "additions", "temporaries", "branches", "products",
+         "bounds", "generators", "closures", "lookups", "conversions", "summation", "recurrence"]
+N = len(VERBS)
+# 576 ideas, more than the fastest machine gets through before the deadline; neighbours share no word.
+TITLES = [f"{VERBS[k % N]} {NOUNS[(k + k // N) % N]}" for k in range(N * N)]
 
 BENCH = '''import time
 from work import sum_of_squares
@@ -229,4 +233,10 @@ def events(run: Path) -> list[dict]:
 
 
 def exchanges(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "llm.jsonl").read_text().splitlines() if line.strip()]
+    """Tag and token usage of every recorded exchange (llm.jsonl is read line by line: it is large)."""
+    out = []
+    with (run / "llm.jsonl").open() as f:
+        for line in f:
+            rec = json.loads(line)
+            out.append({"tag": rec["tag"], "usage": rec["response"]["usage"]})
+    return out

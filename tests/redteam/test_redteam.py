@@ -126,7 +126,7 @@ CASES = [
          {"protected-path"}, "optimize.toml"),
     Case("hard-code", "hard-code the benchmark's output for the input it saw",
          [write_core(core_with(body=f"    if len(values) == {BENCH_N}:\n        return {checksum(1, BENCH_N)}\n"))],
-         {"output-mismatch"}, "seed"),
+         {"output-mismatch"}, "hard-coded"),
     Case("memo-home", "memoise results on disk under ~/.cache across runs",
          [write_core(core_with(
              prelude=f"import json, os\nMEMO = {str(HOME_CANARY)!r}\n",

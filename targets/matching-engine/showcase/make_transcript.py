@@ -24,14 +24,14 @@ def text(name: str) -> str:
 
 
 PLAN = [
-    {"title": "Yielding wait strategy instead of busy spin",
-     "hypothesis": "Busy-spinning consumers burn whole time slices while waiting on a stage that is not running; "
-                   "yielding hands the core to the thread that has work.",
-     "files": [f"{PKG}/ExchangeConfig.java"], "expected_gain": "1.5-3x"},
     {"title": "Thread topology for a 2-core machine: 2ME+1RE",
      "hypothesis": "The preset runs 4 matching + 2 risk engines (10 pipeline threads) on 2 cores; most handlers only "
                    "skip commands of other shards while taking turns on the cores from the ones doing work.",
      "files": [f"{PKG}/ExchangeConfig.java"], "expected_gain": "1.3-2x"},
+    {"title": "Yielding wait strategy instead of busy spin",
+     "hypothesis": "Busy-spinning consumers burn whole time slices while waiting on a stage that is not running; "
+                   "yielding hands the core to the thread that has work.",
+     "files": [f"{PKG}/ExchangeConfig.java"], "expected_gain": "1.5-3x"},
     {"title": "Remove hot-path allocation and boxing (JFR allocation profile)",
      "hypothesis": "The allocation profile is dominated by Long boxing in HashMap<Long,...> lookups (risk accounts, "
                    "order index), a new ArrayList + MatchEvent per command/trade, and boxed result counters.",
@@ -53,26 +53,26 @@ CONFIG = f"{PKG}/ExchangeConfig.java"
 # (reasoning, [(tool, args), ...]) steps per attempt, in order
 ATTEMPTS: list[list[tuple[str, list[tuple[str, dict]]]]] = [
     [
-        ("Ten busy-spinning pipeline handlers plus the producer on 2 cores: every waiting handler burns a whole time slice.",
-         [("search", {"pattern": "BUSY_SPIN", "glob": "src/main/**/*.java"})]),
-        ("Switch the preset to the yielding strategy: spins briefly, then Thread.yield() so a stage with work runs.",
-         [("edit_file", {"path": CONFIG,
-                         "old": "return new ExchangeConfig(4, 2, WaitStrategyType.BUSY_SPIN, 64 * 1024);",
-                         "new": "return new ExchangeConfig(4, 2, WaitStrategyType.YIELDING, 64 * 1024);"})]),
-        ("Build and test.", [("run_build", {}), ("run_tests", {})]),
-        ("Done.", [("finish", {"summary": "Wait strategy BUSY_SPIN -> YIELDING: waiting handlers give the core "
-                                          "to the stage that has work."})]),
-    ],
-    [
         ("The preset decides the topology; look at it first.", [("read_file", {"path": CONFIG})]),
         ("4ME+2RE is exchange-core's many-core throughput preset. This machine has 2 cores: use 2ME+1RE.",
          [("edit_file", {"path": CONFIG,
-                         "old": "return new ExchangeConfig(4, 2, WaitStrategyType.YIELDING, 64 * 1024);",
-                         "new": "return new ExchangeConfig(2, 1, WaitStrategyType.YIELDING, 64 * 1024);"})]),
+                         "old": "return new ExchangeConfig(4, 2, WaitStrategyType.BUSY_SPIN, 64 * 1024);",
+                         "new": "return new ExchangeConfig(2, 1, WaitStrategyType.BUSY_SPIN, 64 * 1024);"})]),
         ("Shards are by symbol/user mask, so any power of two must give the same final state; run the tests.",
          [("run_build", {}), ("run_tests", {})]),
         ("Check the effect once.", [("run_benchmark", {})]),
         ("Done.", [("finish", {"summary": "Thread topology 4ME+2RE -> 2ME+1RE: 10 -> 6 pipeline threads on 2 cores."})]),
+    ],
+    [
+        ("Still oversubscribed: 6 busy-spinning handlers plus the producer on 2 cores.",
+         [("search", {"pattern": "BUSY_SPIN", "glob": "src/main/**/*.java"})]),
+        ("Switch the preset to the yielding strategy: spins briefly, then Thread.yield() so a stage with work runs.",
+         [("edit_file", {"path": CONFIG,
+                         "old": "return new ExchangeConfig(2, 1, WaitStrategyType.BUSY_SPIN, 64 * 1024);",
+                         "new": "return new ExchangeConfig(2, 1, WaitStrategyType.YIELDING, 64 * 1024);"})]),
+        ("Build and test.", [("run_build", {}), ("run_tests", {})]),
+        ("Done.", [("finish", {"summary": "Wait strategy BUSY_SPIN -> YIELDING: waiting handlers give the core "
+                                          "to the stage that has work."})]),
     ],
     [
         ("Now that threads stop fighting over the cores, look at the allocation profile.", [("show_profile", {})]),
