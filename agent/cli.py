@@ -231,8 +231,10 @@ def _print_show(d: dict) -> None:
             out.print(f"#{it['index']} flag: {flag}", markup=False)
     b, base = d["best"], d["baseline"]
     if base["value"] is not None:
-        line = (f"baseline {base['value']:.4g} {unit} → best {b['value']:.4g} {unit}: {b['speedup']:.2f}x "
-                f"{_fmt_ci(b['ci'])} ({'confirmed' if b['confirmed'] else 'not confirmed'}) on branch {b['branch']}")
+        before = b["confirmed_against"] or base["value"]
+        line = (f"baseline {before:.4g} {unit} → best {b['value']:.4g} {unit}: {b['speedup']:.2f}x "
+                f"{_fmt_ci(b['ci'])} ({'confirmed side by side' if b['confirmed'] else 'not confirmed'}) "
+                f"on branch {b['branch']}")
         out.print(line)
         out.print(f"noise floor ±{base['noise_floor']:.1%}; wins below {base['min_effect']:.1%} are not accepted here")
     if d.get("reference"):

@@ -62,6 +62,14 @@ class Bench(Step):
     reference_cmd: str | None = Field(None, description="Another implementation, measured side by side with the best at the end.")
     timeout: Seconds = 600
 
+    @property
+    def better(self) -> Literal["higher", "lower"]:
+        return self.metric.better if self.metric else "lower"
+
+    @property
+    def unit(self) -> str:
+        return self.metric.unit if self.metric else "s"
+
 
 class GuardMetric(Strict):
     name: Literal["peak_rss", "cpu_time"]

@@ -140,7 +140,7 @@ class Session:
         return f"{m.unit}, {m.better} is better" if m else "wall time of the benchmark (s), lower is better"
 
     def fmt(self, value: float) -> str:
-        return f"{value:.4g} {self.spec.bench.metric.unit if self.spec.bench.metric else 's'}"
+        return f"{value:.4g} {self.spec.bench.unit}"
 
     def note(self, text: str, level: str = "info") -> None:
         self.store.append(NoteEvent(text=text, level=level))
@@ -176,7 +176,7 @@ class Session:
         started = time.monotonic()
         aa = verify.measure(self.spec, self.base, self.base, looks=[self.spec.decide.calibration_pairs], min_effect=0.0)
         self.seconds_per_pair = (time.monotonic() - started) / max(1, aa.decision.pairs)
-        ratios = stats.speedups([s.value for s in aa.a], [s.value for s in aa.b], self.spec.bench.metric.better if self.spec.bench.metric else "lower")
+        ratios = stats.speedups([s.value for s in aa.a], [s.value for s in aa.b], self.spec.bench.better)
         # The floor is the A/A interval's half-width scaled to the longest verification: the smallest
         # change the verifier could tell from noise on this machine with every pair it may take.
         self.noise = stats.noise_floor(ratios) * (aa.decision.pairs / max(self.spec.decide.looks)) ** 0.5
@@ -189,8 +189,8 @@ class Session:
             self.note("this machine is very noisy; only large wins will be accepted", "warning")
         profile = self.profile(0)
         self.store.append(BaselineEvent(
-            commit=commit, value=self.baseline_value, unit=self.spec.bench.metric.unit if self.spec.bench.metric else "s",
-            better=self.spec.bench.metric.better if self.spec.bench.metric else "lower", noise_floor=self.noise,
+            commit=commit, value=self.baseline_value, unit=self.spec.bench.unit,
+            better=self.spec.bench.better, noise_floor=self.noise,
             min_effect=self.min_effect, output_lines=self.expected, profile=profile))
         gitops.set_branch(self.repo, self.prefix + "best", commit)
         self.save_manifest(baseline_value=self.baseline_value, noise_floor=self.noise, min_effect=self.min_effect)
@@ -205,7 +205,7 @@ class Session:
         self.ui.phase("profiling")
         result = profile_target(self.spec.profile.kind, self.spec.profile.cmd or self.spec.bench.cmd,
                                 self.best.worktree, out, timeout=self.spec.profile.timeout,
-                                previous=self.profile_dir / "cpu.collapsed" if self.profile_dir else None)
+                                previous=self.profile_dir)
         for w in result.warnings:
             self.note(f"profiler: {w}", "warning")
         if result.collapsed:
@@ -226,7 +226,7 @@ class Session:
                 "notebook": self.notebook.render()}
 
     def speedup_so_far(self) -> float:
-        better = self.spec.bench.metric.better if self.spec.bench.metric else "lower"
+        better = self.spec.bench.better
         ratio = self.best_value / self.baseline_value if self.baseline_value else 1.0
         return ratio if better == "higher" else 1 / ratio
 

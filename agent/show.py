@@ -37,7 +37,9 @@ def show(store: RunStore) -> dict[str, Any]:
                      "noise_floor": baseline.noise_floor if baseline else None,
                      "min_effect": baseline.min_effect if baseline else None},
         "best": {"branch": f"optimize/{m.run_id}/best", "commit": best_commit, "value": value,
-                 "speedup": speedup, "ci": ci, "confirmed": bool(confirm and confirm.verdict == "better")},
+                 "speedup": speedup, "ci": ci, "confirmed": bool(confirm and confirm.verdict == "better"),
+                 # the confirmation measures baseline and best side by side; its own baseline mean goes with it
+                 "confirmed_against": confirm.baseline_value if confirm else None},
         "reference": confirm.reference if confirm else None,
         "iterations": [{
             "index": e.index, "strategy": e.strategy.get("title", ""), "branch": e.branch, "commit": e.commit,

@@ -9,7 +9,7 @@ server playing a busy model, compaction at 6,000 tokens) on two targets:
 
   fast    verification takes well under a second; ended by a deadline after hundreds of attempts.
           Shows memory over many iterations, and the harness's cost where nothing hides it.
-  minute  the same tiny target with a 5 s test suite and a 2.5 s benchmark, A/B looks [5, 10], every
+  minute  the same tiny target with a 5 s test suite and a 4 s benchmark, A/B looks [5, 10], every
           attempt a real candidate: verification takes about a minute, as on a real target.
 
 Per iteration, events.jsonl's timing splits wall time into target commands, waiting on the model and
@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,51 +37,6 @@ from tests.longrun import scenario as sc  # noqa: E402
 LIMIT, WINDOW = 6_000, 12_000  # tokens: compaction threshold and the server's context window
 
 
-@dataclass
-class RssSampler:
-    """VmRSS of one process every `every` seconds, each with the number of iterations recorded so far."""
-
-    pid: int
-    events: Path
-    every: float = 0.5
-    samples: list[tuple[int, int]] = field(default_factory=list)  # (iterations done, RSS in kB)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _offset: int = 0
-    _iterations: int = 0
-
-    def start(self) -> RssSampler:
-        threading.Thread(target=self._loop, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                status = Path(f"/proc/{self.pid}/status").read_text()
-            except (FileNotFoundError, ProcessLookupError):
-                return
-            rss = next((int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS:")), None)
-            if rss is not None:
-                self.samples.append((self._count(), rss))
-
-    def _count(self) -> int:
-        """Iterations recorded: reads only what was appended to events.jsonl since the last sample."""
-        if self.events.exists():
-            with self.events.open("rb") as f:
-                f.seek(self._offset)
-                chunk = f.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            self._offset += len(complete)
-            self._iterations += complete.count(b'"type":"iteration"')
-        return self._iterations
-
-    def at(self, iteration: int) -> int | None:
-        """The first RSS sampled once `iteration` iterations were recorded."""
-        return next((rss for n, rss in self.samples if n >= iteration), None)
-
-
 def run_case(name: str, *, hours: float, iterations: int, kinds: tuple[str, ...], target: dict) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"longrun-{name}-"))
     repo = sc.make_target(tmp / "repo", **target)
@@ -91,10 +45,7 @@ def run_case(name: str, *, hours: float, iterations: int, kinds: tuple[str, ...]
     started = time.monotonic()
     try:
         proc = sc.start_run(repo, tmp / "runs", srv.base_url, hours=hours, iterations=iterations, context_limit=LIMIT)
-        while proc.poll() is None and not any((tmp / "runs").glob("*/run.json")):
-            time.sleep(0.05)
-        records = list((tmp / "runs").glob("*/run.json"))
-        rss = RssSampler(proc.pid, records[0].parent / "events.jsonl" if records else tmp / "none").start()
+        rss = sc.RssSampler(proc.pid, tmp / "runs").start()
         _, err = proc.communicate()
         rss.stop()
     finally:
@@ -134,11 +85,15 @@ def report(r: dict) -> None:
     print("agent RSS        " + "   ".join(f"#{n}: {v / 1024:.1f} MB" for n in marks if (v := rss.at(n))))
     if rss.samples:
         at, peak = max(rss.samples, key=lambda x: x[1])
-        last = [v for n, v in rss.samples if n == len(its)]  # the confirmation and the final summary
-        during = [v for n, v in rss.samples if min(10, len(its)) <= n < len(its)] or last
-        print(f"                 max {peak / 1024:.1f} MB (with {at} iterations done) over {len(rss.samples)} samples; "
-              f"iterations {min(10, len(its))}–{len(its) - 1}: {min(during) / 1024:.1f}–{max(during) / 1024:.1f} MB; "
-              f"after the last: {min(last, default=0) / 1024:.1f}–{max(last, default=0) / 1024:.1f} MB")
+        first = 10 if len(its) > 20 else 1  # after start-up has settled, when there are enough iterations
+        during = [v for n, v in rss.samples if first <= n < len(its)]
+        last = [v for n, v in rss.samples if n == len(its)]  # the confirmation, the report and the summary
+        print(f"                 max {peak / 1024:.1f} MB (with {at} iterations done) over {len(rss.samples)} samples")
+        if during:
+            print(f"                 while iterations {first}–{len(its) - 1} were recorded: "
+                  f"{min(during) / 1024:.1f}–{max(during) / 1024:.1f} MB")
+        if last:
+            print(f"                 after the last (confirmation, report): {min(last) / 1024:.1f}–{max(last) / 1024:.1f} MB")
     print(f"record: {r['record']}")
 
 
@@ -147,12 +102,20 @@ def main() -> None:
     ap.add_argument("--case", choices=["fast", "minute", "both"], default="both")
     ap.add_argument("--seconds", type=float, default=180, help="deadline of the fast case")
     ap.add_argument("--iterations", type=int, default=5, help="attempts in the minute case")
+    ap.add_argument("--keep", action="store_true", help="keep the run records (the fast case's llm.jsonl is ~150 MB)")
     args = ap.parse_args()
+    cases = []
     if args.case in ("fast", "both"):
-        report(run_case("fast", hours=args.seconds / 3600, iterations=10_000, kinds=sc.KINDS, target={}))
+        cases.append(lambda: run_case("fast", hours=args.seconds / 3600, iterations=10_000, kinds=sc.KINDS, target={}))
     if args.case in ("minute", "both"):
-        report(run_case("minute", hours=12, iterations=args.iterations, kinds=("faster",),
-                        target={"test_sleep": 5.0, "bench_sleep": 2.5, "looks": "[5, 10]"}))
+        cases.append(lambda: run_case("minute", hours=12, iterations=args.iterations, kinds=("faster",),
+                                      target={"test_sleep": 5.0, "bench_sleep": 4.0, "looks": "[5, 10]"}))
+    for case in cases:
+        result = case()
+        report(result)
+        if not args.keep:
+            shutil.rmtree(result["record"].parent.parent, ignore_errors=True)
+            print("(record removed; --keep keeps it)")
 
 
 if __name__ == "__main__":

@@ -206,6 +206,58 @@ def hooks(window_tokens: int) -> list[Hook]:
     return [max_prompt_chars(window_tokens * 4), stable_prefix()]
 
 
+@dataclass
+class RssSampler:
+    """VmRSS of one process every `every` seconds, each with the number of iterations recorded so far."""
+
+    pid: int
+    runs: Path  # the runs directory; the run's events.jsonl is found once it exists
+    every: float = 0.5
+    samples: list[tuple[int, int]] = field(default_factory=list)  # (iterations done, RSS in kB)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _offset: int = 0
+    _iterations: int = 0
+
+    def start(self) -> RssSampler:
+        threading.Thread(target=self._loop, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            rss = next((int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS:")), None)
+            if rss is not None:
+                self.samples.append((self._count(), rss))
+
+    def _count(self) -> int:
+        """Iterations recorded: reads only what was appended to events.jsonl since the last sample."""
+        events = next(self.runs.glob("*/events.jsonl"), None)
+        if events is not None:
+            with events.open("rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            self._offset += len(complete)
+            self._iterations += complete.count(b'"type":"iteration"')
+        return self._iterations
+
+    def at(self, iteration: int) -> int | None:
+        """The first RSS sampled once `iteration` iterations were recorded."""
+        return next((rss for n, rss in self.samples if n >= iteration), None)
+
+
+    def during(self, first: int) -> list[int]:
+        """RSS samples from iteration `first` until the last iteration (excluded: confirmation and report)."""
+        last = max((n for n, _ in self.samples), default=0)
+        return [rss for n, rss in self.samples if first <= n < last]
+
+
 def start_run(repo: Path, runs: Path, base_url: str, *, hours: float, iterations: int, context_limit: int,
               extra: tuple[str, ...] = ()) -> subprocess.Popen:
     """`optimize` as a child process (its RSS can then be sampled from outside)."""
