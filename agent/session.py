@@ -28,7 +28,7 @@ from agent.records import (
     PlanEvent,
     RunStore,
 )
-from agent.target import Target, failure
+from agent.target import Target, failure, new_seed, with_seed
 from agent.toolbox import Toolbox
 from agent.ui import Progress
 from agent.verify import Arm, Outcome
@@ -203,7 +203,8 @@ class Session:
 
         out = self.store.iteration_dir(index) / "profile"
         self.ui.phase("profiling")
-        result = profile_target(self.spec.profile.kind, self.spec.profile.cmd or self.spec.bench.cmd,
+        cmd = with_seed(self.spec.profile.cmd or self.spec.bench.cmd, new_seed())
+        result = profile_target(self.spec.profile.kind, cmd,
                                 self.best.worktree, out, timeout=self.spec.profile.timeout,
                                 previous=self.profile_dir)
         for w in result.warnings:
