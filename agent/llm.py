@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -424,8 +424,9 @@ class RecordingModel:
         self.path = path
         self.seq = 0
         self._tools_stored: set[str] = set()
+        self._last: tuple[str, int, list[dict]] | None = None  # (tag, seq, messages) of the previous request
         if path.exists():  # resuming: continue the numbering, do not repeat stored tool lists
-            for line in path.read_text().splitlines():
+            for line in _lines(path):
                 rec = json.loads(line) if line.strip() else {}
                 if "response" in rec:
                     self.seq = max(self.seq, int(rec.get("seq", self.seq)) + 1)
@@ -438,7 +439,16 @@ class RecordingModel:
         reply = self.inner.complete(messages, tools, tag=tag)
         duration = time.perf_counter() - t0
         sha = _tools_sha256(tools)
-        request: dict[str, Any] = {"model": self.inner.name, "messages": messages, "tools_sha256": sha}
+        request: dict[str, Any] = {"model": self.inner.name, "tools_sha256": sha,
+                                   "tool_call_ids": _tool_result_ids(messages)}
+        # A conversation only appends, so store what is new since its previous request (full requests
+        # come back with `request_messages`); storing every history whole would grow quadratically.
+        if self._last and self._last[0] == tag and messages[: len(self._last[2])] == self._last[2]:
+            request["messages_from"] = {"seq": self._last[1], "count": len(self._last[2])}
+            request["messages_added"] = messages[len(self._last[2]):]
+        else:
+            request["messages"] = messages
+        self._last = (tag, self.seq, [*messages, reply.as_message()])
         if sha not in self._tools_stored:
             request["tools"] = tools
             self._tools_stored.add(sha)
@@ -451,6 +461,29 @@ class RecordingModel:
             os.fsync(f.fileno())
         self.seq += 1
         return reply
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        yield from f
+
+
+def request_messages(path: Path) -> Iterator[tuple[dict, list[dict]]]:
+    """Every recorded exchange with its request's full message list, rebuilt from the deltas."""
+    last: tuple[int, list[dict]] | None = None
+    for line in _lines(path):
+        rec = json.loads(line) if line.strip() else {}
+        req = rec.get("request")
+        if req is None:
+            continue
+        if "messages" in req:
+            messages = req["messages"]
+        elif last is not None and req["messages_from"]["seq"] == last[0]:
+            messages = last[1][: req["messages_from"]["count"]] + req["messages_added"]
+        else:
+            raise ValueError(f"{path}: exchange {rec.get('seq')} refers to a missing earlier exchange")
+        yield rec, messages
+        last = (rec["seq"], [*messages, Reply.from_json(rec["response"]).as_message()])
 
 
 def _tool_result_ids(messages: list[dict]) -> list[str]:
@@ -481,7 +514,7 @@ class ReplayModel:
             raise ReplayDiverged(f"{self.path}: expected tag {rec['tag']} got {tag} at reply {n}")
         if "request" in rec:
             # Tool result *contents* may differ (timings change on re-measure); their ids may not.
-            want = _tool_result_ids(rec["request"].get("messages", []))
+            want = rec["request"].get("tool_call_ids") or _tool_result_ids(rec["request"].get("messages", []))
             got = _tool_result_ids(messages)
             if want != got:
                 raise ReplayDiverged(

@@ -127,19 +127,19 @@ def _replies(path: Path) -> list[Reply]:
     out: list[Reply] = []
     if not path.exists():
         return out
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        resp = rec.get("response") if isinstance(rec, dict) else None
-        if not isinstance(resp, dict):
-            continue
-        calls = [f"{c.get('name', '?')}({_cap(str(c.get('arguments', '')), ARGS_CAP)})"
-                 for c in resp.get("tool_calls") or [] if isinstance(c, dict)]
-        out.append(
-            Reply(str(rec.get("tag", "")), _cap(str(resp.get("reasoning") or ""), TEXT_CAP), _cap(str(resp.get("content") or ""), TEXT_CAP),
-                  calls))
+    with path.open(encoding="utf-8", errors="replace") as f:  # line by line: llm.jsonl can be large
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            resp = rec.get("response") if isinstance(rec, dict) else None
+            if not isinstance(resp, dict):
+                continue
+            calls = [f"{c.get('name', '?')}({_cap(str(c.get('arguments', '')), ARGS_CAP)})"
+                     for c in resp.get("tool_calls") or [] if isinstance(c, dict)]
+            out.append(Reply(str(rec.get("tag", "")), _cap(str(resp.get("reasoning") or ""), TEXT_CAP),
+                             _cap(str(resp.get("content") or ""), TEXT_CAP), calls))
     return out
 
 

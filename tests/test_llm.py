@@ -383,3 +383,24 @@ def test_command_serves_a_transcript(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_recording_stores_conversation_deltas_and_rebuilds_full_requests(tmp_path, fake_openai) -> None:
+    """Histories only grow within a conversation, so each record stores what is new; the full request
+    comes back from `request_messages`, byte for byte what was sent."""
+    from agent.llm import Endpoint, OpenAIModel, RecordingModel, request_messages
+    from tests.fakes.openai_server import Reply as FakeReply
+
+    srv = fake_openai([FakeReply("", "r", [("read_file", '{"path": "a"}')]), FakeReply("done", "r2"),
+                       FakeReply("other", "r3")])
+    model = RecordingModel(OpenAIModel(Endpoint(base_url=srv.base_url, api_key="k")), tmp_path / "llm.jsonl")
+    sent = [[{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]]
+    first = model.complete(sent[0], [], tag="attempt-001")
+    sent.append([*sent[0], first.as_message(),
+                 {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "x" * 5000}])
+    model.complete(sent[1], [], tag="attempt-001")
+    sent.append([{"role": "system", "content": "s"}, {"role": "user", "content": "next"}])
+    model.complete(sent[2], [], tag="attempt-002")
+    lines = (tmp_path / "llm.jsonl").read_text().splitlines()
+    assert "messages_added" in json.loads(lines[1])["request"] and "messages" in json.loads(lines[2])["request"]
+    assert [messages for _, messages in request_messages(tmp_path / "llm.jsonl")] == sent
