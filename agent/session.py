@@ -114,15 +114,16 @@ class Session:
         if self.interrupted:
             raise Stop("interrupted")
         left = self.options.hours * 3600 - self.spent - self.elapsed()
-        if left <= (self.confirm_seconds() if reserve else 0):
+        if left <= (self.reserve_seconds() if reserve else 0):
             raise Stop("deadline")
         if self.options.max_tokens and self.tokens["prompt"] + self.tokens["completion"] >= self.options.max_tokens:
             raise Stop("token budget spent")
         if self.options.max_total_tool_calls and self.tool_calls >= self.options.max_total_tool_calls:
             raise Stop("tool-call budget spent")
 
-    def confirm_seconds(self) -> float:
-        return self.spec.decide.confirm_pairs * self.seconds_per_pair * 1.5
+    def reserve_seconds(self) -> float:
+        """Kept free before the deadline when starting a step: a full verification and the confirmation."""
+        return (self.spec.decide.confirm_pairs + max(self.spec.decide.looks)) * self.seconds_per_pair * 1.5
 
     def before_model_call(self) -> None:
         self.check()

@@ -2,7 +2,7 @@
 
 Written by the Nightshift developers, not recorded from Kimi K2.6. Replayed with
 `optimize --repo loganalyzer --llm replay:targets/loganalyzer/showcase.jsonl`; every build, test
-and measurement in that run is live. Six strategies: three real optimisations, one that breaks the
+and measurement in that run is live. Five strategies: two real optimisations, one that breaks the
 parser (tests fail), one that edits the frozen benchmark (protected path) and one that changes
 nothing measurable (not significant).
 """
@@ -79,9 +79,6 @@ def main() -> None:
          "hypothesis": "Fewer lines per run make each benchmark run finish sooner.", "expected_gain": "large"},
         {"title": "Hoist the server-error threshold into a module constant", "files": ["loganalyzer/report.py"],
          "hypothesis": "Avoid re-creating the literal 500 in the hot loop.", "expected_gain": "1%"},
-        {"title": "Build hour keys with integer formatting instead of strftime", "files": ["loganalyzer/report.py"],
-         "hypothesis": "strftime goes through the C locale machinery for every record; an f-string of the "
-                       "datetime fields gives the same key.", "expected_gain": "10%"},
     ], reasoning="The CPU profile is dominated by parse_line (regex match and strptime) and by list "
                  "membership tests in analyze(). Order by expected gain; include cheap experiments.")
 
@@ -125,14 +122,6 @@ def main() -> None:
             ("run_tests", {}),
         ]),
         ("Finish.", [("finish", {"summary": "Server-error threshold is a module constant."})]),
-    ])
-    t.attempt([
-        ("Replace strftime for the hour key.", [
-            ("edit_file", {"path": report, "old": '        hour = rec.time.strftime("%Y-%m-%d %H:00")\n',
-                           "new": '        t = rec.time\n        hour = f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hour:02d}:00"\n'}),
-            ("run_tests", {}),
-        ]),
-        ("Same keys, tests pass.", [("finish", {"summary": "Hour keys built with an f-string of the datetime fields."})]),
     ])
     t.write(Path(__file__).resolve().parent.parent / "showcase.jsonl")
 
