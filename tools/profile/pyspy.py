@@ -14,6 +14,7 @@ import ast
 import functools
 import os
 import re
+import shlex
 import shutil
 from collections import Counter
 from collections.abc import Iterable
@@ -35,11 +36,21 @@ def profile_python(cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict
         cap.warnings.append("py-spy missing: no CPU profile")
     else:
         raw = out_dir / "py-spy.raw.txt"
-        argv = [exe, "record", "--format", "raw", "--full-filenames", "--subprocesses",
-                "--rate", str(RATE_HZ), "--output", str(raw), "--", "/bin/sh", "-c", cmd]
-        cap.warnings += run_profiler(argv, cwd, timeout, env, what="py-spy")
-        if raw.exists():
-            cap.collapsed = write_collapsed(_fold_pyspy(raw, cwd), out_dir / "cpu.collapsed.txt")
+        # A plain command is launched directly (py-spy samples it most reliably); shell syntax needs sh and
+        # --subprocesses. py-spy occasionally dies or misses the child on a busy machine: it gets three tries.
+        plain = not any(c in cmd for c in "|&;<>()$`\\\"'*?[]#~={}")
+        direct = plain and Path(shlex.split(cmd)[0]).name.startswith("python")
+        target = ["--", *shlex.split(cmd)] if direct else ["--subprocesses", "--", "/bin/sh", "-c", cmd]
+        argv = [exe, "record", "--format", "raw", "--full-filenames", "--rate", str(RATE_HZ),
+                "--output", str(raw), *target]
+        for _ in range(3):
+            raw.unlink(missing_ok=True)
+            warnings = run_profiler(argv, cwd, timeout, env, what="py-spy")
+            if raw.exists():
+                cap.collapsed = write_collapsed(_fold_pyspy(raw, cwd), out_dir / "cpu.collapsed.txt")
+            if cap.collapsed is not None:
+                break
+        cap.warnings += warnings
         if cap.collapsed is None:
             cap.warnings.append("py-spy recorded no Python samples: no CPU profile")
     cap.allocations, alloc_warnings = _allocations(cmd, cwd, out_dir, timeout, env)

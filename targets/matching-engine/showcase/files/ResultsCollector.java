@@ -12,7 +12,8 @@ public final class ResultsCollector {
         public long turnover;
     }
 
-    private final Map<Integer, SymbolStats> stats = new HashMap<>();
+    // primitive keys: computeIfAbsent on a Map<Integer, ...> boxed the symbol id on every trade
+    private final LongObjectMap<SymbolStats> stats = new LongObjectMap<>();
     // a plain counter per result code: merge() on a Map<ResultCode, Long> boxed a Long per command
     private final long[] resultCounts = new long[ResultCode.values().length];
 
@@ -23,7 +24,11 @@ public final class ResultsCollector {
             MatchEvent e = cmd.events.get(i);
             if (e.type == MatchEvent.Type.TRADE) {
                 if (s == null) {
-                    s = stats.computeIfAbsent(cmd.symbol, k -> new SymbolStats());
+                    s = stats.get(cmd.symbol);
+                    if (s == null) {
+                        s = new SymbolStats();
+                        stats.put(cmd.symbol, s);
+                    }
                 }
                 s.trades++;
                 s.volume += e.size;
@@ -32,8 +37,11 @@ public final class ResultsCollector {
         }
     }
 
+    /** A snapshot for inspection; not used on the hot path. */
     public Map<Integer, SymbolStats> stats() {
-        return stats;
+        Map<Integer, SymbolStats> out = new HashMap<>();
+        stats.forEach((symbol, s) -> out.put((int) symbol, s));
+        return out;
     }
 
     public Map<ResultCode, Long> resultCounts() {

@@ -8,14 +8,15 @@ import java.util.Map;
 public final class RiskEngine {
     private final int shard;
     private final int mask;
-    private final Map<Integer, SymbolSpec> symbols;
+    /** Symbol specs by id, keyed by a primitive: a Map<Integer, ...> lookup boxes ids above 127. */
+    private final LongObjectMap<SymbolSpec> symbols = new LongObjectMap<>();
     /** uid -> accounts indexed by currency (grown on demand): no boxing on the hot path */
     private final LongObjectMap<Account[]> users = new LongObjectMap<>(1 << 16);
 
     public RiskEngine(int shard, int count, Map<Integer, SymbolSpec> symbols) {
         this.shard = shard;
         this.mask = count - 1;
-        this.symbols = symbols;
+        symbols.forEach((id, spec) -> this.symbols.put(id, spec));
     }
 
     public boolean owns(long uid) {

@@ -6,7 +6,7 @@ public record Preset(String name, int symbols, int currencies, int users, int co
     public static Preset named(String name) {
         return switch (name) {
             case "small" -> new Preset("small", 16, 4, 500, 40_000, 100, 2, 1L);
-            case "medium" -> new Preset("medium", 2_000, 16, 50_000, 400_000, 100, 3, 42L);
+            case "medium" -> new Preset("medium", 2_000, 16, 50_000, 250_000, 100, 3, 42L);
             case "peak" -> new Preset("peak", 8, 4, 5_000, 400_000, 1_000, 3, 7L);
             default -> throw new IllegalArgumentException("unknown preset " + name + " (small, medium, peak)");
         };

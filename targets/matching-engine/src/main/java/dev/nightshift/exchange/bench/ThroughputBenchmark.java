@@ -12,8 +12,8 @@ import java.util.Map;
 
 /**
  * Throughput benchmark in the style of exchange-core's PerfThroughput: per iteration a fresh core
- * gets the same deposits and command stream; prints "N. X.XXX MT/s", "Average: X.XXX MT/s" and a
- * checksum of the final state. Every iteration checks the invariants and the state against the
+ * gets the same deposits and command stream; after one warm-up session it prints "N. X.XXX MT/s",
+ * "Average: X.XXX MT/s" (of the timed iterations) and a checksum of the final state. Every iteration checks the invariants and the state against the
  * single-threaded reference; any failure exits with status 1.
  *
  * Usage: ThroughputBenchmark PRESET [--iterations N] [--me N --re N] [--wait busy_spin|yielding|blocking]
@@ -42,6 +42,12 @@ public final class ThroughputBenchmark {
                 config.matchingEngines(), config.riskEngines(), config.waitStrategy(), config.ringSize());
         Session session = CommandGenerator.generate(preset);
         String expected = ReferenceExchange.digest(session);
+        // one untimed session first: the JIT compiles the hot path there instead of inside iteration 1
+        Outcome warm = runOnce(session, config);
+        if (!warm.digest.equals(expected)) {
+            fail("warm-up: final state " + warm.digest + " differs from the reference " + expected);
+        }
+        System.out.printf(Locale.ROOT, "warm-up: %.3f MT/s%n", warm.mtps);
         double sum = 0;
         for (int it = 1; it <= preset.iterations(); it++) {
             Outcome out = runOnce(session, config);
