@@ -5,6 +5,8 @@ Real subprocesses throughout: Zig build, weight generation, the target's own pyt
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 import subprocess
 import sys
@@ -60,3 +62,38 @@ def test_transcript_is_current(tmp_path: Path) -> None:
     r = run([sys.executable, "showcase/make_transcript.py", str(tmp_path / "t.jsonl")])
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "t.jsonl").read_text() == (TARGET / "showcase.jsonl").read_text()
+
+
+def _attempt_calls() -> list[list[dict]]:
+    attempts: dict[str, list[dict]] = {}
+    for line in (TARGET / "showcase.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("tag", "").startswith("attempt-"):
+            attempts.setdefault(rec["tag"], []).extend(rec["response"]["tool_calls"])
+    return [attempts[tag] for tag in sorted(attempts)]
+
+
+def _apply(files: dict[str, str], calls: list[dict]) -> None:
+    for call in calls:
+        args = json.loads(call["arguments"])
+        if call["name"] == "write_file":
+            files[args["path"]] = args["content"]
+        elif call["name"] == "edit_file":
+            text = files.get(args["path"], "")
+            assert text.count(args["old"]) == 1, f"{args['path']}: edit does not match exactly once"
+            files[args["path"]] = text.replace(args["old"], args["new"])
+
+
+def test_showcase_edits_apply_whatever_the_earlier_verdicts() -> None:
+    # A rejected attempt vanishes and the next one starts from the current best, so each attempt's
+    # edits must apply on top of every combination of earlier accepted attempts.
+    base = {f"src/{p.name}": p.read_text() for p in (TARGET / "src").glob("*.zig")}
+    attempts = _attempt_calls()
+    assert len(attempts) >= 5
+    for i, calls in enumerate(attempts):
+        for kept in itertools.product([False, True], repeat=i):
+            files = dict(base)
+            for keep, earlier in zip(kept, attempts[:i], strict=True):
+                if keep:
+                    _apply(files, earlier)
+            _apply(files, calls)

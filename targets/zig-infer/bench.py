@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from reference import PROMPT
+from prompt import PROMPT
 
 HERE = Path(__file__).parent
 ENGINE = HERE / "zig-out" / "bin" / "infer"
@@ -45,7 +45,7 @@ def run(model: Path, steps: int, prompt: list[int]) -> tuple[list[int], float, f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=HERE / "weights" / "bench")
-    ap.add_argument("--steps", type=int, default=768)
+    ap.add_argument("--steps", type=int, default=3500)
     args = ap.parse_args()
     if args.steps < 2:
         ap.error("--steps must be at least 2")

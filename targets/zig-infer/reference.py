@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from prompt import PROMPT
 from safetensors.numpy import load_file
 
 HERE = Path(__file__).parent
-PROMPT = [1, 42, 7, 300, 123, 5, 99, 256, 17, 3, 480, 64, 11, 222, 8, 150]  # ids < tiny vocab (512)
 
 
 class Model:
@@ -99,7 +99,7 @@ class Model:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=HERE / "weights" / "bench")
-    ap.add_argument("--steps", type=int, default=768)
+    ap.add_argument("--steps", type=int, default=3500)
     ap.add_argument("--prompt", default=",".join(map(str, PROMPT)), help="comma-separated token ids")
     args = ap.parse_args()
     prompt = [int(t) for t in args.prompt.split(",")]

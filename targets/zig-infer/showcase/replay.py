@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 TARGET = Path(__file__).resolve().parent.parent
-EXPECT_REJECTED = {"attempt-003"}
-COPY = ["build.zig", "src", "tests", "bench.py", "reference.py", "make_weights.py", "pytest.ini", "weights"]
+EXPECT_REJECTED = {"attempt-004"}
+COPY = ["build.zig", "src", "tests", "bench.py", "reference.py", "prompt.py", "make_weights.py", "pytest.ini", "weights"]
 
 
 def apply(root: Path, calls: list[dict]) -> None:

@@ -13,8 +13,9 @@ import java.util.Map;
 /**
  * Throughput benchmark in the style of exchange-core's PerfThroughput: per iteration a fresh core
  * gets the same deposits and command stream; after one warm-up session it prints "N. X.XXX MT/s",
- * "Average: X.XXX MT/s" (of the timed iterations) and a checksum of the final state. Every iteration checks the invariants and the state against the
- * single-threaded reference; any failure exits with status 1.
+ * "Average: X.XXX MT/s" (of the timed iterations) and a checksum of the final state. Every session
+ * checks the invariants and the state against the single-threaded reference; any failure exits
+ * with status 1.
  *
  * Usage: ThroughputBenchmark PRESET [--iterations N] [--me N --re N] [--wait busy_spin|yielding|blocking]
  */
