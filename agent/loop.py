@@ -15,18 +15,16 @@ def run(s: Session) -> str:
             s.baseline()
         empty_plans = 0
         while True:
+            if s.iteration >= s.options.iterations:
+                raise Stop("iteration budget spent")
             if not s.queue:
-                if s.iteration >= s.options.iterations:
-                    raise Stop("iteration budget spent")
                 s.plan()
                 empty_plans = 0 if s.queue else empty_plans + 1
                 if empty_plans >= 2:
                     raise Stop("the planner has no new strategies")
-            while s.queue:
-                if s.iteration >= s.options.iterations:
-                    raise Stop("iteration budget spent")
-                s.attempt(s.queue[0])
-                s.queue.pop(0)
+                continue
+            s.attempt(s.queue[0])
+            s.queue.pop(0)
     except ReplayExhausted:
         reason = "transcript ended"
     except ReplayDiverged as e:
@@ -41,6 +39,9 @@ def run(s: Session) -> str:
     s.manifest.status, s.manifest.stop_reason = status, reason
     s.save_manifest(tokens=s.tokens, tool_calls=s.tool_calls, hours=(s.spent + s.elapsed()) / 3600)
     s.store.append(FinishEvent(status=status, stop_reason=reason))
-    write_report(s.store)
+    try:
+        write_report(s.store)
+    except Exception as e:  # the record is complete without it; `optimize report` can retry
+        s.note(f"could not write report.html: {e}", "warning")
     s.store.unlock()
     return reason
