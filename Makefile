@@ -29,7 +29,7 @@ demo: setup
 	$(PY) -m agent.cli --repo loganalyzer --llm replay:targets/loganalyzer/showcase.jsonl
 
 test: setup
-	$(PY) -m pytest -q
+	NIGHTSHIFT_REQUIRE_TOOLS=1 $(PY) -m pytest -q
 
 lint:
 	$(PY) -m ruff check .

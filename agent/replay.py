@@ -44,7 +44,7 @@ def replay(store: RunStore, *, runs_dir: Path, fork_at: int | None, llm: str | N
         archive = subprocess.run(["git", "-C", m.repo, "archive", m.base_commit], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
         src = Source(source, parse_spec(m.spec, str(store.manifest_path)), f"replay of {m.run_id}", in_place=False)
-        options = Options(**{k: v for k, v in m.options.items() if k in Options.__dataclass_fields__})
+        options = Options.from_record(m.options)
         session = new_session(src, runs_dir=runs_dir, llm=f"replay:{store.llm_path}", model_name=m.model,
                               options=options, ui=ui)
     session.manifest.source = f"replay of {m.run_id}"

@@ -36,7 +36,7 @@ def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
     _set_aside_unfinished_exchanges(store, position)
     source = llm or m.endpoint
     model, _, _ = open_model(source, None if source.startswith("replay:") else m.model, store, start=position)
-    options = Options(**{k: v for k, v in m.options.items() if k in Options.__dataclass_fields__})
+    options = Options.from_record(m.options)
     s = Session(parse_spec(m.spec, str(store.manifest_path)), store, m, model, Path(m.repo), options, ui)
     s.spent = float(m.summary.get("elapsed_s", 0.0))
     s.cleanup()  # stray worktrees of the killed process

@@ -60,6 +60,11 @@ class Options:
     context_limit: int = 160_000  # tokens; compaction starts above this (Kimi K2.6 has 262,144)
     widen_after: int = 4  # attempts without a win before the planner is told to think wider
 
+    @classmethod
+    def from_record(cls, recorded: dict) -> Options:
+        """The options a run recorded in its manifest (which also holds keys that are not options)."""
+        return cls(**{k: v for k, v in recorded.items() if k in cls.__dataclass_fields__})
+
 
 @dataclass
 class Session:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import SpecError, TargetSpec, load_spec
-from agent.llm import Endpoint, Model, RecordingModel, ReplayModel, check_endpoint
+from agent.llm import Endpoint, Model, RecordingModel, ReplayModel, check_endpoint, normalize_base_url
 from agent.records import Manifest, RunStore, new_run_id, now_iso
 from agent.session import Options, Session
 from agent.ui import Progress
@@ -97,20 +97,13 @@ def open_model(llm: str | None, model_name: str | None, store: RunStore, start: 
         inner: Model = ReplayModel(path, start=start)
         endpoint, name = f"replay:{path}", model_name or "replay"
     else:
-        ep = Endpoint(**{k: v for k, v in {"base_url": _base_url(llm), "model": model_name,
+        ep = Endpoint(**{k: v for k, v in {"base_url": normalize_base_url(llm) if llm else None, "model": model_name,
                                            "api_key": os.environ.get("OPENAI_API_KEY")}.items() if v})
         check_endpoint(ep)
         from agent.llm import OpenAIModel
 
         inner, endpoint, name = OpenAIModel(ep), ep.base_url, ep.model
     return RecordingModel(inner, store.llm_path), name, endpoint
-
-
-def _base_url(llm: str | None) -> str | None:
-    if not llm:
-        return None
-    llm = llm.rstrip("/")
-    return llm if llm.endswith("/v1") else llm + "/v1"
 
 
 def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str | None, options: Options,
