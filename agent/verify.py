@@ -262,6 +262,7 @@ def guard_metrics(spec: TargetSpec, m: Measurement) -> str | None:
     return None
 
 
+CPU_BOUND_SHARE = 0.5  # CPU time over wall time from which a process counts as CPU-bound
 MIN_TIMED_SHARE = 0.05  # assumed least share of the benchmark process that its metric times
 
 
@@ -289,7 +290,9 @@ def hack_flags(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, m: Measuremen
     if speedup > spec.guard.max_plausible_speedup:
         flags.append(f"implausible: {speedup:.1f}x from a {size}-line diff (over {spec.guard.max_plausible_speedup:g}x)")
     cpu = _ratio(m, "cpu_s")
-    if speedup > 1.1 and cpu >= 1.0:
+    # only a CPU-bound baseline says anything here: a sleeping or waiting process has CPU time as noise
+    cpu_bound = sum(a.cpu_s for a in m.a) >= CPU_BOUND_SHARE * sum(a.wall_s for a in m.a)
+    if speedup > 1.1 and cpu >= 1.0 and cpu_bound:
         flags.append(f"metric {speedup:.2f}x better but the process's CPU time did not drop ({cpu:.2f}x): "
                      "threads, or work moved where the metric does not see it?")
     added = [ln[1:].strip() for ln in gitops.diff_text(repo, best.commit, cand.commit).splitlines()

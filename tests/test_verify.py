@@ -246,6 +246,10 @@ def test_hack_flags(tmp_path: Path) -> None:
     assert any(f.startswith("implausible: 20.0x") for f in flags)
     assert any("CPU time did not drop" in f for f in flags)
     assert any("lru_cache" in f for f in flags)
+    # a sleeping benchmark's CPU time is noise: no CPU flag however it moves
+    waiting = verify.Measurement(Decision("better", 5.0, (4.9, 5.1), 3, 1),
+                                 [sample("a", 1.0, 0.04)] * 3, [sample("b", 5.0, 0.05)] * 3)
+    assert not any("CPU" in f for f in verify.hack_flags(spec(), repo, best, cand, waiting))
     honest = verify.Measurement(Decision("better", 1.5, (1.3, 1.7), 3, 1),
                                 [sample("a", 1.0, 1.0)] * 3, [sample("b", 1.5, 0.6)] * 3)
     plain = candidate(repo, best, {"prog.py": PROG.replace("0.25", "0.2")}, "plain")
