@@ -81,9 +81,15 @@ __attribute__((noinline)) long cold(long n, long seed) {
     for (long i = 0; i < n / 10; i++) t += (i + t) % 3;
     return t;
 }
+__attribute__((noinline)) char *grab(long n) {
+    char *p = malloc(n);
+    for (long i = 0; i < n; i += 64) p[i] = (char)i;  /* touched here: the pages fault in grab */
+    return p;
+}
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 10000000, s = 0;
-    for (int r = 0; r < 20; r++) { s += hot_loop(n, s); s += cold(n, s); }
+    char *kept = grab(32L << 20);
+    for (int r = 0; r < 20; r++) { s += hot_loop(n, s); s += cold(n, s) + kept[r * 4096]; }
     printf("%ld\\n", s);
     return 0;
 }
@@ -172,7 +178,9 @@ def test_c_with_perf(tmp_path: Path) -> None:
     assert "hot_loop" in names(res.top[:5])
     stacks = res.collapsed.read_text()
     assert "main;hot_loop " in stacks  # DWARF unwinding keeps the caller of a leaf
-    assert res.allocations is None and any("no allocation profile" in w for w in res.warnings)
+    if res.profiler == "perf":  # memory: pages first touched, by the code that touched them
+        assert res.allocations is not None and top_frames(res.allocations, 1)[0].frame == "grab"
+        assert "main;grab " in res.allocations.read_text() and "page faults" in res.summary
 
 
 def test_c_with_callgrind(tmp_path: Path) -> None:
@@ -183,6 +191,9 @@ def test_c_with_callgrind(tmp_path: Path) -> None:
     assert res.top[0].frame == "hot_loop" and res.top[0].self_pct > 70
     assert "main;hot_loop " in res.collapsed.read_text()
     assert "instructions" in res.summary
+    # memory from massif: the 32 MiB block under its caller, not under malloc's internals
+    assert res.allocations is not None and top_frames(res.allocations, 1)[0].frame == "grab"
+    assert "massif" in res.summary and (tmp_path / "out" / "alloc.html").is_file()
 
 
 def test_perf_missing_falls_back_to_callgrind(tmp_path: Path) -> None:

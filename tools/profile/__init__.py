@@ -23,6 +23,9 @@ _CPU_UNIT = {"py-spy": "samples", "jfr": "samples", "perf": "samples", "callgrin
 _ALLOC_MEANING = {
     "py-spy": "Python allocations: bytes still live near the peak of traced memory (tracemalloc, separate run).",
     "jfr": "JVM allocations: bytes allocated in all, estimated from JFR allocation samples.",
+    "perf": "Native memory: bytes first touched (page faults x page size, perf page-faults event) by the code "
+            "that touched them; memory an allocator reuses does not show again.",
+    "callgrind": "Native memory: bytes mapped at the peak (valgrind massif, pages as heap), by allocating call path.",
 }
 
 

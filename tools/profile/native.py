@@ -4,6 +4,10 @@ perf samples the software cpu-clock event (hardware counters are often missing i
 with DWARF, because optimised builds usually omit frame pointers and `-g` alone would lose every
 caller. callgrind counts instructions (deterministic, but ~50x slower) and keeps only caller->callee
 edges, so its stacks are rebuilt by splitting each function's inclusive cost over its callees.
+
+Memory, in a second run: with perf, the page-faults event (where new memory is first touched: the
+allocator-independent view, which matters for Zig, whose allocators map pages without malloc); with
+valgrind, massif counting pages as heap, read at its peak snapshot.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from tools.profile.timed import run_profiler
 from tools.sh import run
 
 PERF_HZ = 199  # each DWARF sample carries an 8 KB stack copy: keep perf.data in the tens of MB
+FAULT_PERIOD = 4  # one sample per 4 page faults (16 KiB first touched): a GiB costs 64K samples
+PAGE = os.sysconf("SC_PAGE_SIZE")
 _OFFSET = re.compile(r"\+0x[0-9a-f]+$")
 
 
@@ -49,31 +55,41 @@ def profile_native(kind: str, cmd: str, cwd: Path, out_dir: Path, timeout: float
 
 def _perf(perf: str, cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[str, str]) -> Capture:
     cap = Capture("perf")
-    data = out_dir / "perf.data"
+    cap.collapsed = _perf_folded(perf, ["-e", "cpu-clock", "-F", str(PERF_HZ)], cmd, cwd, out_dir, "cpu",
+                                 timeout, env, cap.warnings)
+    if cap.collapsed is None:
+        cap.warnings.append("perf recorded no samples (command too short?): no CPU profile")
+    cap.allocations = _perf_folded(perf, ["-e", "page-faults", "-c", str(FAULT_PERIOD)], cmd, cwd, out_dir,
+                                   "alloc", timeout, env, cap.warnings, weight=FAULT_PERIOD * PAGE)
+    if cap.allocations is None:
+        cap.warnings.append("perf recorded no page faults: no memory profile")
+    return cap
+
+
+def _perf_folded(perf: str, event: list[str], cmd: str, cwd: Path, out_dir: Path, name: str, timeout: float,
+                 env: dict[str, str], warnings: list[str], weight: int = 1) -> Path | None:
+    """One `perf record` of `event` with DWARF stacks -> `<name>.collapsed.txt` (sample count x weight)."""
+    data = out_dir / f"{name}.perf.data"
     data.unlink(missing_ok=True)
-    argv = [perf, "record", "-q", "-e", "cpu-clock", "-F", str(PERF_HZ), "--call-graph", "dwarf",
-            "-o", str(data), "--", "/bin/sh", "-c", cmd]
-    cap.warnings += run_profiler(argv, cwd, timeout, env, what="perf record")
+    argv = [perf, "record", "-q", *event, "--call-graph", "dwarf", "-o", str(data), "--", "/bin/sh", "-c", cmd]
+    warnings += run_profiler(argv, cwd, timeout, env, what=f"perf record ({event[1]})")
     if not data.exists():
-        cap.warnings.append("perf wrote no data: no CPU profile")
-        return cap
-    script = out_dir / "perf.script.txt"
+        warnings.append(f"perf wrote no {event[1]} data")
+        return None
+    script = out_dir / f"{name}.perf.txt"
     try:  # its output can be large: straight to a file, then folded line by line
         with script.open("w") as f:
             res = subprocess.run([perf, "script", "-i", str(data), "-F", "comm,ip,sym,dso"], cwd=cwd,
                                  stdout=f, stderr=subprocess.DEVNULL, timeout=timeout, check=False)
         if res.returncode != 0:
-            cap.warnings.append(f"perf script failed with code {res.returncode}; stacks may be partial")
+            warnings.append(f"perf script failed with code {res.returncode}; stacks may be partial")
     except (OSError, subprocess.TimeoutExpired) as e:
-        cap.warnings.append(f"perf script failed: {e}")
-    cap.collapsed = write_collapsed(fold_perf_script(script), out_dir / "cpu.collapsed.txt")
+        warnings.append(f"perf script failed: {e}")
+    stacks = fold_perf_script(script)
     # Both are ~100 MB a minute with DWARF stacks and the collapsed file holds what they said.
     script.unlink(missing_ok=True)
     data.unlink(missing_ok=True)
-    if cap.collapsed is None:
-        cap.warnings.append("perf recorded no samples (command too short?): no CPU profile")
-    cap.warnings.append("no allocation profile for native targets")
-    return cap
+    return write_collapsed(Counter({k: v * weight for k, v in stacks.items()}), out_dir / f"{name}.collapsed.txt")
 
 
 def fold_perf_script(script: Path) -> Stacks:
@@ -131,8 +147,83 @@ def _callgrind(cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[str
     cap.collapsed = write_collapsed(stacks, out_dir / "cpu.collapsed.txt")
     if cap.collapsed is None:
         cap.warnings.append("callgrind wrote no usable data: no CPU profile")
-    cap.warnings.append("no allocation profile for native targets")
+    cap.allocations = _massif(valgrind, cmd, cwd, out_dir, timeout, env, cap.warnings)
     return cap
+
+
+def _massif(valgrind: str, cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[str, str],
+            warnings: list[str]) -> Path | None:
+    ms_dir = out_dir / "massif"
+    ms_dir.mkdir(parents=True, exist_ok=True)
+    for old in ms_dir.glob("massif.*"):
+        old.unlink()
+    # Massif marks a peak only when memory later drops, so a program that only grows has a stale
+    # "peak": every snapshot detailed, and the largest one read.
+    argv = [valgrind, "--tool=massif", "--pages-as-heap=yes", "--detailed-freq=1", "--trace-children=yes", "--quiet",
+            f"--massif-out-file={ms_dir}/massif.%p.out", "/bin/sh", "-c", cmd]
+    warnings += run_profiler(argv, cwd, timeout, env, what="valgrind massif")
+    stacks: Stacks = Counter()
+    for out in ms_dir.glob("massif.*.out"):
+        stacks.update(massif_stacks(out))
+    found = write_collapsed(stacks, out_dir / "alloc.collapsed.txt")
+    if found is None:
+        warnings.append("massif wrote no usable data: no memory profile")
+    return found
+
+
+_MASSIF_NODE = re.compile(r"^( *)n\d+: (\d+) (.*)$")
+# The allocator's own frames under the caller that asked for memory: dropped, so the leaf is the site.
+_ALLOCATOR = re.compile(r"^(_*(mmap|mmap64|mremap|brk|sbrk|malloc|calloc|realloc|memalign|posix_memalign|"
+                        r"aligned_alloc|sysmalloc\w*|glibc_morecore|int_malloc|int_realloc|libc_\w+|GI_\w+)"
+                        r"(\.\w+)*|operator new.*|_Zn[wa]\w*)$")
+
+
+def massif_stacks(path: Path) -> Stacks:
+    """The largest snapshot's allocation tree (root: the allocation calls; children: their callers) as
+    collapsed stacks, outermost caller first, under the process's program name, weighted by bytes."""
+    program = "?"
+    snapshots: list[tuple[int, list[tuple[int, int, str]]]] = []
+    current = None
+    with path.open(errors="replace") as f:
+        for line in f:
+            if line.startswith("cmd: "):
+                program = os.path.basename(line[5:].split()[0]) if line[5:].split() else "?"
+            elif line.startswith("mem_heap_B="):
+                current = (int(line.split("=")[1]), [])
+                snapshots.append(current)
+            elif current is not None and (m := _MASSIF_NODE.match(line)):
+                current[1].append((len(m[1]), int(m[2]), _massif_frame(m[3])))
+    trees = [s for s in snapshots if s[1]]
+    if not trees:
+        return Counter()
+    peak = max(trees, key=lambda s: s[0])
+    stacks: Stacks = Counter()
+    path_: list[str] = []
+    nodes = peak[1]
+    for i, (depth, size, frame) in enumerate(nodes):
+        del path_[depth:]
+        path_.append(frame)
+        children = 0
+        for d, s, _ in nodes[i + 1:]:
+            if d <= depth:
+                break
+            if d == depth + 1:
+                children += s
+        if size > children and depth > 0:  # depth 0 is the allocation call itself, not a frame
+            callers = path_[1:]
+            while len(callers) > 1 and _ALLOCATOR.match(callers[0]):
+                callers = callers[1:]
+            stacks[(program, *reversed(callers))] += size - children
+    return stacks
+
+
+def _massif_frame(text: str) -> str:
+    """`0x10A3CD: grab (hot.c:20)` -> `grab`; `in 3 places, all below ...` -> `[below threshold]`."""
+    if text.startswith("in ") and "below massif's threshold" in text:
+        return "[below threshold]"
+    text = re.sub(r"^0x[0-9A-Fa-f]+: ", "", text)
+    name, sep, _ = text.rpartition(" (")
+    return (name if sep else text).strip() or "[unknown]"
 
 
 def parse_callgrind(path: Path) -> tuple[Counter[str], dict[str, Counter[str]]]:

@@ -36,7 +36,7 @@ public final class OrderBook {
     private void place(Command cmd) {
         if (orders.containsKey(cmd.orderId)) {
             // the risk stage already held funds: give them back
-            cmd.events.add(reduceEvent(cmd.price, cmd.size));
+            addReduce(cmd, cmd.price, cmd.size);
             cmd.result = ResultCode.REJECTED_INVALID;
             return;
         }
@@ -46,7 +46,7 @@ public final class OrderBook {
             if (cmd.orderType == OrderType.GTC) {
                 rest(order);
             } else {
-                cmd.events.add(reduceEvent(order.price, order.remaining()));
+                addReduce(cmd, order.price, order.remaining());
             }
         }
         cmd.result = ResultCode.SUCCESS;
@@ -59,7 +59,7 @@ public final class OrderBook {
         }
         unlink(order);
         orders.remove(order.orderId);
-        cmd.events.add(reduceEvent(order.price, order.remaining()));
+        addReduce(cmd, order.price, order.remaining());
         cmd.result = ResultCode.SUCCESS;
     }
 
@@ -78,7 +78,7 @@ public final class OrderBook {
             unlink(order);
             orders.remove(order.orderId);
         }
-        cmd.events.add(reduceEvent(order.price, removed));
+        addReduce(cmd, order.price, removed);
         cmd.result = ResultCode.SUCCESS;
     }
 
@@ -129,8 +129,7 @@ public final class OrderBook {
                 long qty = Math.min(taker.remaining(), maker.remaining());
                 maker.filled += qty;
                 taker.filled += qty;
-                cmd.events.add(new MatchEvent(MatchEvent.Type.TRADE, maker.uid, maker.orderId,
-                        maker.reservePrice, levelPrice, qty));
+                addTrade(cmd, maker, levelPrice, qty);
                 if (maker.remaining() == 0) {
                     level.pollFirst();
                     orders.remove(maker.orderId);
@@ -157,8 +156,14 @@ public final class OrderBook {
         }
     }
 
-    private static MatchEvent reduceEvent(long price, long size) {
-        return new MatchEvent(MatchEvent.Type.REDUCE, 0, 0, 0, price, size);
+    /** The maker traded `qty` at `price` with the command's order. */
+    private static void addTrade(Command cmd, Order maker, long price, long qty) {
+        cmd.events.add(new MatchEvent(MatchEvent.Type.TRADE, maker.uid, maker.orderId, maker.reservePrice, price, qty));
+    }
+
+    /** `size` of the command owner's order left the book without trading: its hold is released. */
+    private static void addReduce(Command cmd, long price, long size) {
+        cmd.events.add(new MatchEvent(MatchEvent.Type.REDUCE, 0, 0, 0, price, size));
     }
 
     public int orderCount() {
