@@ -48,6 +48,7 @@ class Outcome:
     value: float | None = None
     flags: list[str] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)
+    host: dict | None = None  # where it was measured, when not on this machine (a Ray benchmark host)
 
 
 @dataclass
