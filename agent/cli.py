@@ -55,6 +55,8 @@ def run(
     context_limit: Annotated[int, typer.Option(help="Compact a conversation above this many tokens.")] = 160_000,
     allow_dirty: Annotated[bool, typer.Option(help="Optimise HEAD even with uncommitted changes (left alone).")] = False,
     profile: Annotated[bool, typer.Option(help="Profile the baseline and every new best.")] = True,
+    lanes: Annotated[int, typer.Option(min=1, max=32, help="Attempts in flight at once (own worktree and "
+                                                           "conversation each; measurements still one at a time).")] = 1,
     quiet: Annotated[bool, typer.Option(help="No progress lines.")] = False,
 ) -> None:
     """Start a run: baseline, plan, attempt, verify, keep only verified wins."""
@@ -68,7 +70,7 @@ def run(
         hours = min(hours, _hours_until(until))
     options = Options(iterations=iterations, hours=hours, strategies=strategies, max_tool_calls=attempt_tool_calls,
                       max_total_tool_calls=max_tool_calls, max_tokens=max_tokens, profile=profile,
-                      context_limit=context_limit)
+                      context_limit=context_limit, lanes=lanes)
     ui = Progress(quiet=quiet)
     session = start.new_session(src, runs_dir=runs_dir, llm=llm, model_name=model, options=options, ui=ui)
     ui.log(f"run {session.run_id} · target {src.spec.name} ({src.spec_origin}) · model {session.manifest.model} "

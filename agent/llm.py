@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -414,6 +415,9 @@ def _tools_sha256(tools: list[dict]) -> str:
     return hashlib.sha256(json.dumps(tools, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+MAX_OPEN_CONVERSATIONS = 64  # conversations whose last request is kept for deltas (lanes run a few at once)
+
+
 class RecordingModel:
     """Wraps a Model; appends one JSON line per exchange to `path` (flushed and fsynced, so a killed run
     loses nothing). The full tools list is stored once per distinct list, later only its sha256."""
@@ -424,7 +428,10 @@ class RecordingModel:
         self.path = path
         self.seq = 0
         self._tools_stored: set[str] = set()
-        self._last: tuple[str, int, list[dict]] | None = None  # (tag, seq, messages) of the previous request
+        # per conversation (tag): seq and messages of its previous request, plus the reply; a few
+        # conversations run at once with lanes, so deltas are taken per tag
+        self._last: dict[str, tuple[int, list[dict]]] = {}
+        self._lock = threading.Lock()
         if path.exists():  # resuming: continue the numbering, do not repeat stored tool lists
             for line in _lines(path):
                 rec = json.loads(line) if line.strip() else {}
@@ -438,17 +445,26 @@ class RecordingModel:
         t0 = time.perf_counter()
         reply = self.inner.complete(messages, tools, tag=tag)
         duration = time.perf_counter() - t0
+        with self._lock:
+            self._write(tag, messages, tools, reply, started, duration)
+        return reply
+
+    def _write(self, tag: str, messages: list[dict], tools: list[dict], reply: Reply, started: datetime,
+               duration: float) -> None:
         sha = _tools_sha256(tools)
         request: dict[str, Any] = {"model": self.inner.name, "tools_sha256": sha,
                                    "tool_call_ids": _tool_result_ids(messages)}
         # A conversation only appends, so store what is new since its previous request (full requests
         # come back with `request_messages`); storing every history whole would grow quadratically.
-        if self._last and self._last[0] == tag and messages[: len(self._last[2])] == self._last[2]:
-            request["messages_from"] = {"seq": self._last[1], "count": len(self._last[2])}
-            request["messages_added"] = messages[len(self._last[2]):]
+        last = self._last.pop(tag, None)
+        if last and messages[: len(last[1])] == last[1]:
+            request["messages_from"] = {"seq": last[0], "count": len(last[1])}
+            request["messages_added"] = messages[len(last[1]):]
         else:
             request["messages"] = messages
-        self._last = (tag, self.seq, [*messages, reply.as_message()])
+        self._last[tag] = (self.seq, [*messages, reply.as_message()])
+        while len(self._last) > MAX_OPEN_CONVERSATIONS:  # oldest first: dicts keep insertion order
+            self._last.pop(next(iter(self._last)))
         if sha not in self._tools_stored:
             request["tools"] = tools
             self._tools_stored.add(sha)
@@ -460,7 +476,6 @@ class RecordingModel:
             f.flush()
             os.fsync(f.fileno())
         self.seq += 1
-        return reply
 
 
 def _lines(path: Path) -> Iterator[str]:
@@ -470,20 +485,23 @@ def _lines(path: Path) -> Iterator[str]:
 
 def request_messages(path: Path) -> Iterator[tuple[dict, list[dict]]]:
     """Every recorded exchange with its request's full message list, rebuilt from the deltas."""
-    last: tuple[int, list[dict]] | None = None
+    last: dict[str, tuple[int, list[dict]]] = {}  # per tag, as RecordingModel writes them
     for line in _lines(path):
         rec = json.loads(line) if line.strip() else {}
         req = rec.get("request")
         if req is None:
             continue
+        before = last.pop(rec.get("tag", ""), None)
         if "messages" in req:
             messages = req["messages"]
-        elif last is not None and req["messages_from"]["seq"] == last[0]:
-            messages = last[1][: req["messages_from"]["count"]] + req["messages_added"]
+        elif before is not None and req["messages_from"]["seq"] == before[0]:
+            messages = before[1][: req["messages_from"]["count"]] + req["messages_added"]
         else:
             raise ValueError(f"{path}: exchange {rec.get('seq')} refers to a missing earlier exchange")
         yield rec, messages
-        last = (rec["seq"], [*messages, Reply.from_json(rec["response"]).as_message()])
+        last[rec.get("tag", "")] = (rec["seq"], [*messages, Reply.from_json(rec["response"]).as_message()])
+        while len(last) > MAX_OPEN_CONVERSATIONS:
+            last.pop(next(iter(last)))
 
 
 def _tool_result_ids(messages: list[dict]) -> list[str]:
@@ -504,25 +522,37 @@ class ReplayModel:
         if start > len(self.records):
             raise ReplayExhausted(f"{path}: cannot start at reply {start}, only {len(self.records)} recorded")
         self.position = start  # replies consumed so far; a resumed or forked run continues from here
+        self._used = set(range(start))
+        self._lock = threading.Lock()
 
     def complete(self, messages: list[dict], tools: list[dict], *, tag: str) -> Reply:
-        n = self.position
-        if n >= len(self.records):
+        with self._lock:
+            n = self._next(tag)
+            rec = self.records[n]
+            if "request" in rec:
+                # Tool result *contents* may differ (timings change on re-measure); their ids may not.
+                want = rec["request"].get("tool_call_ids") or _tool_result_ids(rec["request"].get("messages", []))
+                got = _tool_result_ids(messages)
+                if want != got:
+                    raise ReplayDiverged(
+                        f"{self.path}: at reply {n} (tag {tag}) the recorded request had {len(want)} tool results "
+                        f"{want[-3:]}, this one has {len(got)} {got[-3:]}"
+                    )
+            self._used.add(n)
+            self.position += 1
+            return Reply.from_json(rec["response"])
+
+    def _next(self, tag: str) -> int:
+        """The first unused reply of this conversation. With one lane that is simply the next reply; with
+        several, conversations interleave differently on every run, so replies are matched by tag."""
+        unused = [i for i in range(len(self.records)) if i not in self._used]
+        if not unused:
             raise ReplayExhausted(f"{self.path}: all {len(self.records)} recorded replies used (asked for tag {tag})")
-        rec = self.records[n]
-        if "tag" in rec and rec["tag"] != tag:
-            raise ReplayDiverged(f"{self.path}: expected tag {rec['tag']} got {tag} at reply {n}")
-        if "request" in rec:
-            # Tool result *contents* may differ (timings change on re-measure); their ids may not.
-            want = rec["request"].get("tool_call_ids") or _tool_result_ids(rec["request"].get("messages", []))
-            got = _tool_result_ids(messages)
-            if want != got:
-                raise ReplayDiverged(
-                    f"{self.path}: at reply {n} (tag {tag}) the recorded request had {len(want)} tool results "
-                    f"{want[-3:]}, this one has {len(got)} {got[-3:]}"
-                )
-        self.position = n + 1
-        return Reply.from_json(rec["response"])
+        for i in unused:
+            if self.records[i].get("tag", tag) == tag:
+                return i
+        raise ReplayDiverged(f"{self.path}: expected tag {self.records[unused[0]]['tag']} got {tag} "
+                             f"at reply {unused[0]}")
 
 
 # ----------------------------------------------------------------------------- construction

@@ -9,7 +9,7 @@ from agent.session import Session, Stop
 
 
 def run(s: Session) -> str:
-    """Baseline → plan → (attempt → verify → keep or drop)* → confirm. Returns the stop reason."""
+    """Baseline → plan → (attempts in lanes → verify → keep or drop)* → confirm. Returns the stop reason."""
     try:
         if not s.resumed_baseline:
             s.baseline()
@@ -23,8 +23,9 @@ def run(s: Session) -> str:
                 if empty_plans >= 2:
                     raise Stop("the planner has no new strategies")
                 continue
-            s.attempt(s.queue[0])
-            s.queue.pop(0)
+            batch = s.queue[: min(s.options.lanes, s.options.iterations - s.iteration)]
+            s.attempts(batch)
+            del s.queue[: len(batch)]
     except ReplayExhausted:
         reason = "transcript ended"
     except ReplayDiverged as e:

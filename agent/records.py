@@ -22,7 +22,7 @@ Verdict = Literal["accepted", "rejected", "error"]
 Reason = Literal[
     "faster", "not-significant", "slower", "no-change", "protected-path", "build-failed", "tests-failed",
     "output-mismatch", "metric-missing", "timeout", "crashed", "guard-metric", "model-gave-up", "model-error",
-    "budget", "runaway-output",
+    "budget", "runaway-output", "superseded",
 ]
 
 

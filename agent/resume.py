@@ -32,8 +32,7 @@ def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
                           "compared with measurements here. Start a new run, or `optimize replay` it.")
     store.lock()
     events = store.events()
-    position = max([e.llm_position for e in events if isinstance(e, PlanEvent | IterationEvent)], default=0)
-    _set_aside_unfinished_exchanges(store, position)
+    position = _set_aside_unfinished_exchanges(store, events)
     source = llm or m.endpoint
     model, _, _ = open_model(source, None if source.startswith("replay:") else m.model, store, start=position)
     options = Options.from_record(m.options)
@@ -57,8 +56,9 @@ def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
     plans = [e for e in events if isinstance(e, PlanEvent)]
     s.plan_round = len(plans)
     if plans:
-        done_since = [e for e in iterations if e.time > plans[-1].time]
-        s.queue = [Strategy(**d) for d in plans[-1].strategies][len(done_since):]
+        # by title, not count: with lanes, attempts finish out of order
+        done_since = {e.strategy.get("title") for e in iterations if e.time > plans[-1].time}
+        s.queue = [Strategy(**d) for d in plans[-1].strategies if d.get("title") not in done_since]
     s.llm_position, s.tool_calls = position, int(m.summary.get("tool_calls", 0))
     s.tokens.update(m.summary.get("tokens", {}))
     s.base = _built(s, "base", m.base_commit)
@@ -75,19 +75,32 @@ def _built(s: Session, name: str, commit: str) -> Arm:
     return Arm(commit, wt)
 
 
-def _set_aside_unfinished_exchanges(store: RunStore, position: int) -> None:
-    """Replies of an attempt that never finished go to llm.discarded.jsonl, so llm.jsonl replays cleanly."""
+def _set_aside_unfinished_exchanges(store: RunStore, events: list) -> int:
+    """Replies of attempts that never finished (and of a plan that was never recorded) go to
+    llm.discarded.jsonl, so llm.jsonl replays cleanly; returns how many replies remain.
+
+    Planning happens only when no lane is busy, so everything before the last plan's position is
+    finished; after it, lanes interleave, so the rest is sorted by conversation."""
+    plans = [e.llm_position for e in events if isinstance(e, PlanEvent)]
     if not store.llm_path.exists():
-        return
-    lines = store.llm_path.read_text().splitlines(keepends=True)
-    complete = [ln for ln in lines if _complete(ln)]
-    if len(complete) <= position and len(complete) == len(lines):
-        return
-    with open(store.path / "llm.discarded.jsonl", "a") as f:
-        f.writelines(complete[position:] + [ln for ln in lines if not _complete(ln)])
-    tmp = store.llm_path.with_suffix(".tmp")
-    tmp.write_text("".join(complete[:position]))
-    os.replace(tmp, store.llm_path)
+        return 0
+    planned = max(plans, default=0)
+    finished = {f"attempt-{e.index:03d}" for e in events if isinstance(e, IterationEvent)}
+    keep, drop = [], []
+    for line in store.llm_path.read_text().splitlines(keepends=True):
+        if not _complete(line):
+            drop.append(line)
+        elif len(keep) < planned or json.loads(line).get("tag", "").removesuffix("-compact") in finished:
+            keep.append(line)
+        else:
+            drop.append(line)
+    if drop:
+        with open(store.path / "llm.discarded.jsonl", "a") as f:
+            f.writelines(drop)
+        tmp = store.llm_path.with_suffix(".tmp")
+        tmp.write_text("".join(keep))
+        os.replace(tmp, store.llm_path)
+    return len(keep)
 
 
 def _complete(line: str) -> bool:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent import prompts, verify
+from agent import lease, prompts, verify
 from agent.attempt import converse
 from agent.config import TargetSpec
 from agent.llm import Model, Reply
@@ -59,6 +61,7 @@ class Options:
     profile: bool = True
     context_limit: int = 160_000  # tokens; compaction starts above this (Kimi K2.6 has 262,144)
     widen_after: int = 4  # attempts without a win before the planner is told to think wider
+    lanes: int = 1  # attempts in flight at once, each with its own worktree and conversation
 
     @classmethod
     def from_record(cls, recorded: dict) -> Options:
@@ -97,6 +100,12 @@ class Session:
     profile_text: str = "(no profile yet)"
     profile_dir: Path | None = None
     seconds_per_pair: float = 1.0
+    # Lanes share this session: `lock` guards counters and attempt numbers (held briefly), `decide`
+    # the choice of the best (held through a re-verification, so the best cannot move under it).
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    decide: threading.Lock = field(default_factory=threading.Lock)
+    retired: list[Path] = field(default_factory=list)  # former bests' worktrees, removed once no lane uses them
+    _calls: threading.local = field(default_factory=threading.local)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -132,14 +141,15 @@ class Session:
 
     def before_model_call(self) -> None:
         self.check()
-        self._call_started = time.monotonic()
+        self._calls.started = time.monotonic()  # per lane: several calls may be in flight
 
     def count(self, reply: Reply) -> None:
-        self.model_seconds += time.monotonic() - getattr(self, "_call_started", time.monotonic())
-        self.llm_position += 1
-        self.tokens["prompt"] += reply.usage.prompt_tokens
-        self.tokens["completion"] += reply.usage.completion_tokens
-        self.tokens["cached"] += reply.usage.cached_tokens
+        with self.lock:
+            self.model_seconds += time.monotonic() - getattr(self._calls, "started", time.monotonic())
+            self.llm_position += 1
+            self.tokens["prompt"] += reply.usage.prompt_tokens
+            self.tokens["completion"] += reply.usage.completion_tokens
+            self.tokens["cached"] += reply.usage.cached_tokens
 
     def metric_text(self) -> str:
         m = self.spec.bench.metric
@@ -210,9 +220,9 @@ class Session:
         out = self.store.iteration_dir(index) / "profile"
         self.ui.phase("profiling")
         cmd = with_seed(self.spec.profile.cmd or self.spec.bench.cmd, new_seed())
-        result = profile_target(self.spec.profile.kind, cmd,
-                                self.best.worktree, out, timeout=self.spec.profile.timeout,
-                                previous=self.profile_dir)
+        with lease.shared():
+            result = profile_target(self.spec.profile.kind, cmd, self.best.worktree, out,
+                                    timeout=self.spec.profile.timeout, previous=self.profile_dir)
         for w in result.warnings:
             self.note(f"profiler: {w}", "warning")
         if result.collapsed:
@@ -260,14 +270,31 @@ class Session:
 
     # --- attempt, verify, keep or drop ------------------------------------------------------------
 
+    def attempts(self, strategies: list[Strategy]) -> None:
+        """One attempt per strategy, each in its own lane; returns when all are decided. A lane that
+        raises (interrupt, replay end) lets the others finish first, then the first error is raised."""
+        try:
+            if len(strategies) == 1:
+                return self.attempt(strategies[0])
+            with ThreadPoolExecutor(len(strategies), thread_name_prefix="lane") as lanes:
+                futures = [lanes.submit(self.attempt, strategy) for strategy in strategies]
+                errors = [f.exception() for f in futures]
+            for error in errors:
+                if error is not None:
+                    raise error
+        finally:
+            while self.retired:
+                gitops.remove_worktree(self.repo, self.retired.pop())
+
     def attempt(self, strategy: Strategy) -> None:
-        self.check(reserve=True)
-        self.iteration += 1
-        index, best = self.iteration, self.best
-        branch = f"{self.prefix}iter-{index:03d}-{_slug(strategy.title)}"
-        wt = gitops.add_worktree(self.repo, self.worktree(f"iter-{index:03d}"), best.commit, branch)
-        self.store.append(AttemptStarted(index=index, strategy=strategy.model_dump(), branch=branch,
-                                         base_commit=best.commit, llm_position=self.llm_position))
+        with self.lock:
+            self.check(reserve=True)
+            self.iteration += 1
+            index, best = self.iteration, self.best
+            branch = f"{self.prefix}iter-{index:03d}-{_slug(strategy.title)}"
+            wt = gitops.add_worktree(self.repo, self.worktree(f"iter-{index:03d}"), best.commit, branch)
+            self.store.append(AttemptStarted(index=index, strategy=strategy.model_dump(), branch=branch,
+                                             base_commit=best.commit, llm_position=self.llm_position))
         self.ui.attempt(index, strategy.title)
         clock = (time.monotonic(), sh.SPENT["seconds"], self.model_seconds)
         toolbox = Toolbox(Target(self.spec, wt), self.spec.guard.protected, lambda: self.profile_text, self.metric_line)
@@ -282,7 +309,8 @@ class Session:
                 gitops.remove_worktree(self.repo, wt)  # half-finished: resume redoes it cleanly
                 raise
             talk = None  # a budget ran out mid-attempt: close it and record it
-        self.tool_calls += talk.tool_calls if talk else 0
+        with self.lock:
+            self.tool_calls += talk.tool_calls if talk else 0
         commit = gitops.commit_all(wt, f"iter-{index:03d}: {strategy.title}") or best.commit
         cand = Arm(commit, wt)
         logs = self.store.iteration_dir(index)
@@ -291,11 +319,36 @@ class Session:
         elif talk.ended == "give_up" and commit == best.commit:
             outcome = Outcome("rejected", "model-gave-up", talk.message)
         else:
-            self.ui.phase("verifying")
-            outcome = verify.verify(self.spec, self.repo, best, cand, min_effect=self.min_effect,
-                                    expected=self.expected, protected_attempts=toolbox.protected_attempts, logs=logs)
-        self.keep_or_drop(index, strategy, branch, best, cand, outcome, talk.message if talk else "",
-                          talk.tool_calls if talk else 0, clock)
+            self.ui.phase("verifying", f"#{index:03d} {strategy.title}")
+            outcome = self.verify(best, cand, toolbox.protected_attempts, logs)
+        with self.decide:
+            if outcome.verdict == "accepted" and best.commit != self.best.commit:
+                best, outcome = self.restack(index, best, cand, outcome, toolbox.protected_attempts, logs)
+            self.keep_or_drop(index, strategy, branch, best, cand, outcome, talk.message if talk else "",
+                              talk.tool_calls if talk else 0, clock)
+
+    def verify(self, best: Arm, cand: Arm, protected_attempts: list[str], logs: Path) -> Outcome:
+        return verify.verify(self.spec, self.repo, best, cand, min_effect=self.min_effect, expected=self.expected,
+                             protected_attempts=protected_attempts, logs=logs)
+
+    def restack(self, index: int, base: Arm, cand: Arm, won: Outcome, protected_attempts: list[str],
+                logs: Path) -> tuple[Arm, Outcome]:
+        """Another lane's win landed while this one was being verified: replay this change on the new
+        best and verify it again there (holding the lock, so the best cannot move meanwhile)."""
+        first = f"won {won.speedup:.3f}x against {base.commit[:10]}, which another lane has since improved"
+        new = gitops.rebase(cand.worktree, onto=self.best.commit, upstream=base.commit)
+        if new is None:
+            return base, Outcome("rejected", "superseded", f"{first}; the change conflicts with the new best",
+                                      won.speedup, won.ci, won.pairs, won.value, won.flags, won.samples)
+        cand.commit = new
+        self.ui.phase("verifying again on the new best", f"#{index:03d}")
+        again = self.verify(self.best, cand, protected_attempts, logs)
+        if again.verdict == "accepted":
+            again.detail = f"{again.detail}\n{first}; verified again on top of it"
+        else:
+            again.verdict, again.reason, again.detail = ("rejected", "superseded",
+                                                         f"{first}; on top of it: {again.reason} {again.detail}")
+        return self.best, again
 
     def metric_line(self, output: str) -> str:
         if not self.spec.bench.metric:
@@ -321,7 +374,7 @@ class Session:
             self.best, self.best_value = cand, o.value or self.best_value
             gitops.set_branch(self.repo, self.prefix + "best", cand.commit)
             if old is not self.base:
-                gitops.remove_worktree(self.repo, old.worktree)
+                self.retired.append(old.worktree)  # another lane may still be measuring against it
             profile = self.profile(index)
         else:
             gitops.remove_worktree(self.repo, cand.worktree)

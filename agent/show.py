@@ -43,7 +43,7 @@ def show(store: RunStore) -> dict[str, Any]:
         "reference": confirm.reference if confirm else None,
         "iterations": [{
             "index": e.index, "strategy": e.strategy.get("title", ""), "branch": e.branch, "commit": e.commit,
-            "verdict": e.verdict, "reason": e.reason, "detail": e.detail, "speedup": e.speedup,
+            "base_commit": e.base_commit, "verdict": e.verdict, "reason": e.reason, "detail": e.detail, "speedup": e.speedup,
             "ci": list(e.ci) if e.ci else None, "pairs": e.pairs, "flags": e.flags,
             "profile": e.profile, "files": f"iterations/{e.index:03d}",
         } for e in iterations],

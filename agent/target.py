@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent import lease
 from agent.config import TargetSpec
 from tools import sh
 
@@ -60,7 +61,8 @@ class Target:
         git_file = (self.worktree / ".git",)
         sandbox = {"build": sh.Sandbox(writable=CACHES, frozen=git_file), "test": sh.Sandbox(frozen=git_file),
                    "bench": BENCH_SANDBOX}[step]
-        return sh.run(cmd, self.worktree, timeout, sandbox=sandbox)
+        with lease.exclusive() if step == "bench" else lease.shared():
+            return sh.run(cmd, self.worktree, timeout, sandbox=sandbox)
 
 
 def failure(result: sh.Result, failed_reason: str) -> tuple[str, str] | None:

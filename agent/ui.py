@@ -23,8 +23,10 @@ class Progress:
             h, m = divmod(m, 60)
             self.console.print(f"[dim]{h:02d}:{m:02d}:{s:02d}[/dim] {text}")
 
-    def phase(self, name: str) -> None:
-        self._print(f"[cyan]{name}[/cyan]{' · ' + self.current if self.current else ''}")
+    def phase(self, name: str, who: str | None = None) -> None:
+        """`who`: the attempt it is about, when several lanes run at once."""
+        who = self.current if who is None else who
+        self._print(f"[cyan]{name}[/cyan]{' · ' + who if who else ''}")
 
     def log(self, text: str, warn: bool = False) -> None:
         self._print(f"[yellow]warning:[/yellow] {text}" if warn else text)

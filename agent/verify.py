@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent import lease
 from agent.config import TargetSpec
 from agent.target import BENCH_SANDBOX, Target, failure, new_seed, passed_tests, protected_globs, with_seed
 from tools import gitops, sh, stats
@@ -113,10 +114,11 @@ def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: f
             return s.value
         return one
 
-    decision, _ = stats.interleaved(
-        sample(a, "a", samples_a), sample(b, "b", samples_b),
-        better=metric.better if metric else "lower", min_effect=min_effect, alpha=spec.decide.alpha,
-        looks=looks, order="abba", on_pair=on_pair)
+    with lease.exclusive():
+        decision, _ = stats.interleaved(
+            sample(a, "a", samples_a), sample(b, "b", samples_b),
+            better=metric.better if metric else "lower", min_effect=min_effect, alpha=spec.decide.alpha,
+            looks=looks, order="abba", on_pair=on_pair)
     return Measurement(decision, samples_a, samples_b)
 
 

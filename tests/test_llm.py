@@ -28,6 +28,7 @@ from agent.llm import (
     normalize_base_url,
     parse_arguments,
     provider_for,
+    request_messages,
 )
 from agent.transcript import Transcript
 from tests.fakes import openai_server as fake
@@ -299,8 +300,11 @@ def test_recording_never_contains_the_key_and_replays(fake_openai, tmp_path: Pat
     with pytest.raises(ReplayExhausted):
         replay.complete([USER], TOOLS, tag="plan")
 
-    with pytest.raises(ReplayDiverged, match="expected tag attempt-001 got plan at reply 0"):
+    # replies are matched by conversation (tag): the plan's reply is found, but not for this request
+    with pytest.raises(ReplayDiverged, match=r"at reply 2 \(tag plan\)"):
         ReplayModel(log).complete([SYSTEM, USER], TOOLS, tag="plan")
+    with pytest.raises(ReplayDiverged, match="expected tag attempt-001 got attempt-002 at reply 0"):
+        ReplayModel(log).complete([SYSTEM, USER], TOOLS, tag="attempt-002")
 
     forked = ReplayModel(log, start=1)
     wrong = [SYSTEM, USER, recorded[0].as_message(), {"role": "tool", "tool_call_id": "functions.x:9", "content": ""}]
@@ -404,3 +408,29 @@ def test_recording_stores_conversation_deltas_and_rebuilds_full_requests(tmp_pat
     lines = (tmp_path / "llm.jsonl").read_text().splitlines()
     assert "messages_added" in json.loads(lines[1])["request"] and "messages" in json.loads(lines[2])["request"]
     assert [messages for _, messages in request_messages(tmp_path / "llm.jsonl")] == sent
+
+
+def test_interleaved_conversations_record_and_replay_in_any_order(fake_openai, tmp_path: Path) -> None:
+    """Lanes: two attempts talk to the model at once, so their exchanges interleave differently each run."""
+    srv = fake_openai([fake.Reply("", "a1", [("run_bench", "{}")]), fake.Reply("", "b1", [("run_bench", "{}")]),
+                       fake.Reply("a done", "a2"), fake.Reply("b done", "b2")], api_key=KEY)
+    log = tmp_path / "llm.jsonl"
+    live = RecordingModel(model_for(srv), log)
+    a, b = [SYSTEM, USER], [SYSTEM, {"role": "user", "content": "the other strategy"}]
+
+    def step(model, history: list[dict], tag: str) -> Reply:
+        reply = model.complete(history, TOOLS, tag=tag)
+        history += [reply.as_message(), *tool_results(reply, "1 s")]
+        return reply
+
+    recorded = [step(live, a, "attempt-001"), step(live, b, "attempt-002"), step(live, a, "attempt-001"),
+                step(live, b, "attempt-002")]
+    rebuilt = [messages for _, messages in request_messages(log)]
+    assert rebuilt[2][-2:] == a[2:4] and rebuilt[3][1]["content"] == "the other strategy"
+    assert "messages_from" in json.loads(log.read_text().splitlines()[2])["request"]  # deltas per conversation
+
+    replay = ReplayModel(log)
+    a, b = [SYSTEM, USER], [SYSTEM, {"role": "user", "content": "the other strategy"}]
+    order = [step(replay, b, "attempt-002"), step(replay, b, "attempt-002"), step(replay, a, "attempt-001"),
+             step(replay, a, "attempt-001")]
+    assert order == [recorded[1], recorded[3], recorded[0], recorded[2]]

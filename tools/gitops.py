@@ -6,14 +6,36 @@ and only refs under `optimize/<run-id>/` are created.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import functools
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import git
 
 AUTHOR = git.Actor("Nightshift", "nightshift@localhost")
 SNAPSHOT_EXCLUDES = ["showcase/", "showcase.jsonl", ".git/"]
+
+
+# Worktrees share one repository: GitPython writes COMMIT_EDITMSG and git takes ref and index locks
+# there, so concurrent lanes changing it would trip over each other. Writes go one at a time.
+_WRITE = threading.RLock()
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _serialised(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _WRITE:
+            return fn(*args, **kwargs)
+    return locked
 
 
 class GitError(Exception):
@@ -43,6 +65,7 @@ def head_commit(repo_path: Path) -> str:
         raise GitError(f"{repo_path}: the repository has no commits yet") from e
 
 
+@_serialised
 def snapshot(folder: Path, dest: Path) -> str:
     """Make `dest` a fresh git repo holding `folder`'s files (its .gitignore honoured); return the commit."""
     repo = git.Repo.init(dest)
@@ -56,6 +79,7 @@ def snapshot(folder: Path, dest: Path) -> str:
     return commit.hexsha
 
 
+@_serialised
 def add_worktree(repo_path: Path, where: Path, start: str, branch: str | None = None) -> Path:
     """A worktree at `start`, on `branch` (reset to `start`) or detached."""
     repo = git.Repo(repo_path)
@@ -67,6 +91,21 @@ def add_worktree(repo_path: Path, where: Path, start: str, branch: str | None = 
     return where
 
 
+@_serialised
+def rebase(worktree: Path, *, onto: str, upstream: str) -> str | None:
+    """Replay the worktree's commits since `upstream` on top of `onto`; None (and nothing changed) on a conflict."""
+    repo = git.Repo(worktree)
+    env = {"GIT_COMMITTER_NAME": AUTHOR.name, "GIT_COMMITTER_EMAIL": AUTHOR.email}
+    try:
+        repo.git.rebase("--onto", onto, upstream, env=env)
+    except git.GitCommandError:
+        with contextlib.suppress(git.GitCommandError):
+            repo.git.rebase("--abort")
+        return None
+    return repo.head.commit.hexsha
+
+
+@_serialised
 def amend_message(worktree: Path, message: str) -> str:
     repo = git.Repo(worktree)
     repo.git.commit("--amend", "--only", "--allow-empty", "-m", message,
@@ -74,6 +113,7 @@ def amend_message(worktree: Path, message: str) -> str:
     return repo.head.commit.hexsha
 
 
+@_serialised
 def remove_worktree(repo_path: Path, where: Path) -> None:
     repo = git.Repo(repo_path)
     try:
@@ -83,6 +123,7 @@ def remove_worktree(repo_path: Path, where: Path) -> None:
     repo.git.worktree("prune")
 
 
+@_serialised
 def commit_all(worktree: Path, message: str) -> str | None:
     """Commit everything in the worktree; None when nothing changed."""
     repo = git.Repo(worktree)
@@ -123,6 +164,7 @@ def matches(path: str, globs: list[str]) -> bool:
     return False
 
 
+@_serialised
 def restore_protected(worktree: Path, base: str, globs: list[str]) -> list[str]:
     """Put protected files back exactly as in `base`, deleting protected files `base` lacks."""
     repo = git.Repo(worktree)
@@ -138,15 +180,18 @@ def restore_protected(worktree: Path, base: str, globs: list[str]) -> list[str]:
     return sorted(set(changed) | set(missing) | set(extra))
 
 
+@_serialised
 def clean_untracked(worktree: Path) -> None:
     """Remove everything git does not track (caches, build outputs) so a build starts from the commit alone."""
     git.Repo(worktree).git.clean("-ffdxq")
 
 
+@_serialised
 def set_branch(repo_path: Path, name: str, commit: str) -> None:
     git.Repo(repo_path).git.branch("-f", name, commit)
 
 
+@_serialised
 def delete_branches(repo_path: Path, prefix: str) -> None:
     repo = git.Repo(repo_path)
     for head in [h for h in repo.heads if h.name.startswith(prefix)]:
