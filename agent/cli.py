@@ -57,12 +57,18 @@ def run(
     profile: Annotated[bool, typer.Option(help="Profile the baseline and every new best.")] = True,
     lanes: Annotated[int, typer.Option(min=1, max=32, help="Attempts in flight at once (own worktree and "
                                                            "conversation each; measurements still one at a time).")] = 1,
+    executor: Annotated[str, typer.Option(help="Where candidates are verified: local, or ray (benchmark hosts of a "
+                                               "Ray cluster, one measurement per host; docs/ray.md).")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (HOST:6379, auto); default: the "
+                                                            "running one, else a local one.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress lines.")] = False,
 ) -> None:
     """Start a run: baseline, plan, attempt, verify, keep only verified wins."""
     from agent import start
     from agent.ui import Progress
 
+    if executor not in ("local", "ray"):
+        raise Exit(2, f"--executor {executor}: expected local or ray")
     src = start.resolve(repo, target)
     start.check_repo(src, allow_dirty)
     start.check_runs_dir(runs_dir)
@@ -70,7 +76,7 @@ def run(
         hours = min(hours, _hours_until(until))
     options = Options(iterations=iterations, hours=hours, strategies=strategies, max_tool_calls=attempt_tool_calls,
                       max_total_tool_calls=max_tool_calls, max_tokens=max_tokens, profile=profile,
-                      context_limit=context_limit, lanes=lanes)
+                      context_limit=context_limit, lanes=lanes, executor=executor, ray_address=ray_address)
     ui = Progress(quiet=quiet)
     session = start.new_session(src, runs_dir=runs_dir, llm=llm, model_name=model, options=options, ui=ui)
     ui.log(f"run {session.run_id} · target {src.spec.name} ({src.spec_origin}) · model {session.manifest.model} "
@@ -107,12 +113,14 @@ def _drive(session: Session) -> None:
         reason = loop.run(session)
     except BaselineError as e:
         session.cleanup()
+        session.close_executor()
         session.store.unlock()
         session.manifest.status, session.manifest.stop_reason = "failed", "baseline"
         session.store.write_manifest(session.manifest)
         raise Exit(2, str(e)) from e
     except LLMError:
         session.cleanup()
+        session.close_executor()
         session.store.unlock()
         session.manifest.status, session.manifest.stop_reason = "interrupted", "endpoint unusable"
         session.store.write_manifest(session.manifest)

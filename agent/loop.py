@@ -13,6 +13,7 @@ def run(s: Session) -> str:
     try:
         if not s.resumed_baseline:
             s.baseline()
+        s.finish_pending()  # evaluations a killed run left unfinished
         empty_plans = 0
         while True:
             if s.iteration >= s.options.iterations:
@@ -37,6 +38,7 @@ def run(s: Session) -> str:
     if status == "finished":
         s.confirm()
     s.cleanup()
+    s.close_executor()
     s.manifest.status, s.manifest.stop_reason = status, reason
     s.save_manifest(tokens=s.tokens, tool_calls=s.tool_calls, hours=(s.spent + s.elapsed()) / 3600)
     s.store.append(FinishEvent(status=status, stop_reason=reason))

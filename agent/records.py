@@ -87,6 +87,20 @@ class AttemptStarted(_Event):
     llm_position: int = Field(description="Replies consumed before this attempt (for resume and replay).")
 
 
+class EvaluationStarted(_Event):
+    """The model's part of an attempt is done and committed; its verification starts. A run killed now
+    resubmits just this evaluation on resume (same commits, same key) instead of redoing the attempt."""
+
+    type: Literal["evaluation-started"] = "evaluation-started"
+    index: int
+    key: str  # content key: spec, both commits, min_effect (agent.remote.evaluation_key)
+    base_commit: str
+    commit: str
+    protected_attempts: list[str] = Field(default_factory=list)
+    summary: str = ""
+    tool_calls: int = 0
+
+
 class IterationEvent(_Event):
     type: Literal["iteration"] = "iteration"
     index: int
@@ -107,6 +121,7 @@ class IterationEvent(_Event):
     llm_position: int = 0
     profile: dict[str, Any] | None = None
     timing: dict[str, float] = Field(default_factory=dict)
+    host: dict[str, Any] | None = None  # the benchmark host, when measured remotely (Ray)
 
 
 class ConfirmEvent(_Event):
@@ -134,7 +149,7 @@ class FinishEvent(_Event):
 
 
 Event = Annotated[
-    BaselineEvent | PlanEvent | AttemptStarted | IterationEvent | ConfirmEvent | NoteEvent | FinishEvent,
+    BaselineEvent | PlanEvent | AttemptStarted | EvaluationStarted | IterationEvent | ConfirmEvent | NoteEvent | FinishEvent,
     Field(discriminator="type"),
 ]
 _event_adapter: TypeAdapter[Event] = TypeAdapter(Event)

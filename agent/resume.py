@@ -13,9 +13,17 @@ from pathlib import Path
 from agent.config import parse_spec
 from agent.notebook import Entry
 from agent.planner import Strategy
-from agent.records import BaselineEvent, IterationEvent, PlanEvent, RecordError, RunStore
+from agent.records import (
+    AttemptStarted,
+    BaselineEvent,
+    EvaluationStarted,
+    IterationEvent,
+    PlanEvent,
+    RecordError,
+    RunStore,
+)
 from agent.session import BaselineError, Options, Session
-from agent.start import open_model
+from agent.start import open_executor, open_model
 from agent.target import Target, failure
 from agent.ui import Progress
 from agent.verify import Arm
@@ -39,6 +47,7 @@ def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
     s = Session(parse_spec(m.spec, str(store.manifest_path)), store, m, model, Path(m.repo), options, ui)
     s.spent = float(m.summary.get("elapsed_s", 0.0))
     s.cleanup()  # stray worktrees of the killed process
+    open_executor(s)
     s.manifest.status, s.manifest.stop_reason = "running", None
     baseline = next((e for e in events if isinstance(e, BaselineEvent)), None)
     if baseline is None:
@@ -50,7 +59,11 @@ def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
     for e in iterations:
         s.notebook.add(Entry(e.index, e.strategy.get("title", ""), tuple(e.strategy.get("files", [])), e.verdict,
                              e.reason, e.speedup, e.detail.splitlines()[0][:160] if e.detail else ""))
-    s.iteration = max((e.index for e in iterations), default=0)
+    decided = {e.index for e in iterations}
+    started = {e.index: e for e in events if isinstance(e, AttemptStarted)}
+    evaluations = {e.index: e for e in events if isinstance(e, EvaluationStarted) and e.index not in decided}
+    s.pending = [(started[i], ev) for i, ev in sorted(evaluations.items()) if i in started]
+    s.iteration = max([*decided, *evaluations], default=0)
     accepted = [e for e in iterations if e.verdict == "accepted"]
     s.best_value = accepted[-1].value if accepted and accepted[-1].value else s.baseline_value
     plans = [e for e in events if isinstance(e, PlanEvent)]
@@ -58,6 +71,7 @@ def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
     if plans:
         # by title, not count: with lanes, attempts finish out of order
         done_since = {e.strategy.get("title") for e in iterations if e.time > plans[-1].time}
+        done_since |= {a.strategy.get("title") for a, _ in s.pending}
         s.queue = [Strategy(**d) for d in plans[-1].strategies if d.get("title") not in done_since]
     s.llm_position, s.tool_calls = position, int(m.summary.get("tool_calls", 0))
     s.tokens.update(m.summary.get("tokens", {}))
@@ -85,7 +99,8 @@ def _set_aside_unfinished_exchanges(store: RunStore, events: list) -> int:
     if not store.llm_path.exists():
         return 0
     planned = max(plans, default=0)
-    finished = {f"attempt-{e.index:03d}" for e in events if isinstance(e, IterationEvent)}
+    # an attempt whose evaluation started has a finished conversation, even if its verdict is missing
+    finished = {f"attempt-{e.index:03d}" for e in events if isinstance(e, IterationEvent | EvaluationStarted)}
     keep, drop = [], []
     for line in store.llm_path.read_text().splitlines(keepends=True):
         if not _complete(line):

@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent import lease, prompts, verify
 from agent.attempt import converse
@@ -24,12 +25,14 @@ from agent.records import (
     AttemptStarted,
     BaselineEvent,
     ConfirmEvent,
+    EvaluationStarted,
     IterationEvent,
     Manifest,
     NoteEvent,
     PlanEvent,
     RunStore,
 )
+from agent.remote import evaluation_key
 from agent.target import Target, failure, new_seed, with_seed
 from agent.toolbox import Toolbox
 from agent.ui import Progress
@@ -62,6 +65,8 @@ class Options:
     context_limit: int = 160_000  # tokens; compaction starts above this (Kimi K2.6 has 262,144)
     widen_after: int = 4  # attempts without a win before the planner is told to think wider
     lanes: int = 1  # attempts in flight at once, each with its own worktree and conversation
+    executor: str = "local"  # "local", or "ray": verification on Ray benchmark hosts (docs/ray.md)
+    ray_address: str | None = None
 
     @classmethod
     def from_record(cls, recorded: dict) -> Options:
@@ -105,6 +110,8 @@ class Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
     decide: threading.Lock = field(default_factory=threading.Lock)
     retired: list[Path] = field(default_factory=list)  # former bests' worktrees, removed once no lane uses them
+    pending: list[tuple[AttemptStarted, EvaluationStarted]] = field(default_factory=list)  # cut off by a kill
+    executor: Any = None  # agent.remote.RayExecutor when verification runs on Ray hosts, else None (here)
     _calls: threading.local = field(default_factory=threading.local)
 
     # --- helpers -------------------------------------------------------------------------------
@@ -312,22 +319,62 @@ class Session:
         with self.lock:
             self.tool_calls += talk.tool_calls if talk else 0
         commit = gitops.commit_all(wt, f"iter-{index:03d}: {strategy.title}") or best.commit
-        cand = Arm(commit, wt)
-        logs = self.store.iteration_dir(index)
+        early = None
         if talk is None:
-            outcome = Outcome("rejected", "budget", "the run's budget ran out during this attempt")
+            early = Outcome("rejected", "budget", "the run's budget ran out during this attempt")
         elif talk.ended == "give_up" and commit == best.commit:
-            outcome = Outcome("rejected", "model-gave-up", talk.message)
-        else:
+            early = Outcome("rejected", "model-gave-up", talk.message)
+        self.evaluate(index, strategy, branch, best, Arm(commit, wt), toolbox.protected_attempts,
+                      talk.message if talk else "", talk.tool_calls if talk else 0, clock, early)
+
+    def evaluate(self, index: int, strategy: Strategy, branch: str, best: Arm, cand: Arm, protected: list[str],
+                 summary: str, tool_calls: int, clock: tuple[float, float, float], early: Outcome | None = None) -> None:
+        """Verify a committed candidate (unless `early` already decided it) and keep or drop it."""
+        logs = self.store.iteration_dir(index)
+        outcome = early
+        if outcome is None:
+            key = evaluation_key(self.spec, best.commit, cand.commit, self.min_effect)
+            self.store.append(EvaluationStarted(index=index, key=key, base_commit=best.commit, commit=cand.commit,
+                                                protected_attempts=protected, summary=summary, tool_calls=tool_calls))
             self.ui.phase("verifying", f"#{index:03d} {strategy.title}")
-            outcome = self.verify(best, cand, toolbox.protected_attempts, logs)
+            outcome = self.verify(best, cand, protected, logs)
         with self.decide:
             if outcome.verdict == "accepted" and best.commit != self.best.commit:
-                best, outcome = self.restack(index, best, cand, outcome, toolbox.protected_attempts, logs)
-            self.keep_or_drop(index, strategy, branch, best, cand, outcome, talk.message if talk else "",
-                              talk.tool_calls if talk else 0, clock)
+                best, outcome = self.restack(index, best, cand, outcome, protected, logs)
+            self.keep_or_drop(index, strategy, branch, best, cand, outcome, summary, tool_calls, clock)
+
+    def resume_evaluation(self, started: AttemptStarted, ev: EvaluationStarted) -> None:
+        """An evaluation the killed process never finished: the same commit verified again, on the
+        current best (rebased onto it first if the best moved: `superseded` if it no longer applies)."""
+        strategy = Strategy(**started.strategy)
+        wt = gitops.add_worktree(self.repo, self.worktree(f"iter-{ev.index:03d}"), ev.commit, started.branch)
+        self.ui.attempt(ev.index, f"{strategy.title} (evaluation resumed)")
+        clock = (time.monotonic(), sh.SPENT["seconds"], self.model_seconds)
+        if ev.base_commit != self.best.commit:
+            new = gitops.rebase(wt, onto=self.best.commit, upstream=ev.base_commit)
+            if new is None:
+                outcome = Outcome("rejected", "superseded", "resumed after a restart: the change conflicts with "
+                                  "the best that other attempts reached meanwhile")
+                return self.evaluate(ev.index, strategy, started.branch, self.best, Arm(ev.commit, wt),
+                                     ev.protected_attempts, ev.summary, ev.tool_calls, clock, outcome)
+            ev = ev.model_copy(update={"commit": new})
+        self.evaluate(ev.index, strategy, started.branch, self.best, Arm(ev.commit, wt), ev.protected_attempts,
+                      ev.summary, ev.tool_calls, clock)
+
+    def finish_pending(self) -> None:
+        while self.pending:
+            self.resume_evaluation(*self.pending.pop(0))
 
     def verify(self, best: Arm, cand: Arm, protected_attempts: list[str], logs: Path) -> Outcome:
+        if self.executor is not None:
+            from agent.remote import RemoteError
+
+            try:
+                return self.executor.verify(best, cand, min_effect=self.min_effect, expected=self.expected,
+                                            protected_attempts=protected_attempts, logs=logs)
+            except RemoteError as e:
+                self.note(f"remote evaluation failed: {e}", "warning")
+                return Outcome("error", "crashed", f"the Ray cluster could not finish this evaluation: {e}")
         return verify.verify(self.spec, self.repo, best, cand, min_effect=self.min_effect, expected=self.expected,
                              protected_attempts=protected_attempts, logs=logs)
 
@@ -384,7 +431,7 @@ class Session:
             index=index, strategy=strategy.model_dump(), branch=branch, commit=cand.commit, base_commit=best.commit,
             verdict=o.verdict, reason=o.reason, detail=o.detail[-4000:], speedup=o.speedup, ci=o.ci, pairs=o.pairs,
             value=o.value, flags=o.flags, summary=summary, tool_calls=tool_calls, llm_position=self.llm_position,
-            profile=profile, timing=self.timing(clock)))
+            profile=profile, timing=self.timing(clock), host=o.host))
         self.save_manifest(iterations=index, accepted=sum(e.verdict == "accepted" for e in self.notebook.entries),
                            best_value=self.best_value, tool_calls=self.tool_calls, tokens=self.tokens,
                            llm_position=self.llm_position)
@@ -435,6 +482,18 @@ class Session:
             return None
         d = m.decision
         return {"cmd": cmd, "value": m.mean("a"), "best_value": m.mean("b"), "speedup": d.speedup, "ci": list(d.ci)}
+
+    def open_executor(self) -> None:
+        """Connects to the Ray cluster for `--executor ray`; RemoteError says what is missing."""
+        if self.options.executor == "ray":
+            from agent.remote import RayExecutor
+
+            self.executor = RayExecutor(self.repo, self.spec, self.options.ray_address)
+
+    def close_executor(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
+            self.executor = None
 
     def cleanup(self) -> None:
         root = self.worktree("")

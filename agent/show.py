@@ -45,7 +45,7 @@ def show(store: RunStore) -> dict[str, Any]:
             "index": e.index, "strategy": e.strategy.get("title", ""), "branch": e.branch, "commit": e.commit,
             "base_commit": e.base_commit, "verdict": e.verdict, "reason": e.reason, "detail": e.detail, "speedup": e.speedup,
             "ci": list(e.ci) if e.ci else None, "pairs": e.pairs, "flags": e.flags,
-            "profile": e.profile, "files": f"iterations/{e.index:03d}",
+            "profile": e.profile, "files": f"iterations/{e.index:03d}", "host": e.host,
         } for e in iterations],
         "profile": baseline.profile if baseline else None,
         "tool_calls": m.summary.get("tool_calls", 0),

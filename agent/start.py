@@ -128,4 +128,16 @@ def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str
         sandbox=sh.sandbox_mode(), started=now_iso(), updated=now_iso())
     store.write_manifest(manifest)
     store.lock()
-    return Session(src.spec, store, manifest, model, repo, options, ui)
+    session = Session(src.spec, store, manifest, model, repo, options, ui)
+    open_executor(session)
+    return session
+
+
+def open_executor(session: Session) -> None:
+    from agent.remote import RemoteError
+
+    try:
+        session.open_executor()
+    except RemoteError as e:
+        session.store.unlock()
+        raise BadInput(f"--executor ray: {e}") from e

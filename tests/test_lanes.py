@@ -113,3 +113,43 @@ def test_three_lanes_stack_wins_and_supersede_a_conflict(tmp_path: Path) -> None
     assert data["best"]["speedup"] > 1.5 and data["best"]["ci"][0] > 1
     assert git(repo, "branch", "--show-current").strip() == "main" and git(repo, "status", "--porcelain") == ""
     assert len(git(repo, "worktree", "list").splitlines()) == 1
+
+
+def test_a_run_killed_during_verification_resumes_just_that_evaluation(tmp_path: Path) -> None:
+    """The model's work is committed before verification starts: resume verifies that commit again
+    instead of asking the model to redo the attempt."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.tiny_target import transcript
+
+    repo = make_repo(tmp_path / "repo")
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "--repo", str(repo), "--llm",
+                             f"replay:{transcript(tmp_path / 't.jsonl')}", "--runs-dir", str(runs), "--no-profile"],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        events = runs.glob("*/events.jsonl")
+        if any('"evaluation-started"' in e.read_text() for e in events):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # mid-verification, no chance to clean up
+    proc.wait(60)
+    run_id = json.loads(optimize("runs", "--runs-dir", str(runs), "--json").stdout)[0]["run_id"]
+    r = optimize("resume", run_id, "--runs-dir", str(runs))
+    assert r.returncode == 0, r.stderr
+    assert "evaluation resumed" in r.stderr
+    data = show(runs)
+    assert [(i["verdict"], i["reason"]) for i in data["iterations"]] == [
+        ("accepted", "faster"), ("rejected", "tests-failed"), ("rejected", "protected-path")]
+    record = Path(data["record"])
+    discarded = record / "llm.discarded.jsonl"
+    assert not discarded.exists() or "attempt-001" not in discarded.read_text()  # its conversation was kept
+    def replies(path: Path, tag: str) -> int:
+        return sum(json.loads(line).get("tag") == tag for line in path.read_text().splitlines() if line.strip())
+
+    assert replies(record / "llm.jsonl", "attempt-001") == replies(tmp_path / "t.jsonl", "attempt-001")  # not redone
+    assert len(git(repo, "worktree", "list").splitlines()) == 1

@@ -115,6 +115,22 @@ class TestLocalRay:
         assert same.verdict == "rejected" and same.reason in ("not-significant", "slower")
         assert run(ex, s, best, best, tmp_path / "nochange").reason == "no-change"
 
+    def test_optimize_with_executor_ray_measures_on_the_cluster(self, local_ray: Any, tmp_path: Path) -> None:
+        """The whole loop with `--executor ray`, joining this cluster: verdicts as with local verification,
+        and each measured iteration names its host."""
+        from tests.test_loop import EXPECTED, optimize, show
+        from tests.tiny_target import make_repo, transcript
+
+        repo = make_repo(tmp_path / "repo")
+        address = local_ray.get_runtime_context().gcs_address
+        r = optimize("--repo", str(repo), "--llm", f"replay:{transcript(tmp_path / 't.jsonl')}", "--runs-dir",
+                     str(tmp_path / "runs"), "--no-profile", "--executor", "ray", "--ray-address", address)
+        assert r.returncode == 0, r.stderr
+        its = show(tmp_path / "runs")["iterations"]
+        assert [(i["verdict"], i["reason"]) for i in its] == EXPECTED
+        node = local_ray.get_runtime_context().get_node_id()
+        assert all(i["host"]["node_id"] == node for i in its)  # every verdict was reached on the host
+
 
 # --- a simulated cluster: a head without a benchmark slot, three benchmark hosts ------------------
 
