@@ -304,9 +304,9 @@ def profile_cmd(repo: Annotated[str, typer.Option("--repo", help="A path or a bu
     if as_json:
         print(json.dumps(result, indent=1))
     else:
-        out.print("\n".join(f"{k}: {v}" for k, v in result.items() if k != "top"))
-        for f in result["top"][:10]:
-            out.print(f"{f['self_pct']:6.1f}% self {f['total_pct']:6.1f}% total  {f['frame']}")
+        out.print("\n".join(f"{k}: {v}" for k, v in result.items() if k != "top"), markup=False)
+        for f in result["top"][:10]:  # frame names such as "[unknown]" are text, not markup
+            out.print(f"{f['self_pct']:6.1f}% self {f['total_pct']:6.1f}% total  {f['frame']}", markup=False)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 VERDICT_STYLE = {"accepted": "bold green", "rejected": "yellow", "error": "red"}
 
@@ -25,15 +26,15 @@ class Progress:
 
     def phase(self, name: str, who: str | None = None) -> None:
         """`who`: the attempt it is about, when several lanes run at once."""
-        who = self.current if who is None else who
+        who = self.current if who is None else escape(who)
         self._print(f"[cyan]{name}[/cyan]{' · ' + who if who else ''}")
 
     def log(self, text: str, warn: bool = False) -> None:
-        self._print(f"[yellow]warning:[/yellow] {text}" if warn else text)
+        self._print(f"[yellow]warning:[/yellow] {escape(text)}" if warn else escape(text))
 
     def attempt(self, index: int, title: str) -> None:
-        self.current = f"#{index:03d} {title}"
-        self._print(f"[bold]attempt #{index:03d}[/bold]: {title}")
+        self.current = escape(f"#{index:03d} {title}")
+        self._print(f"[bold]attempt #{index:03d}[/bold]: {escape(title)}")
 
     def step(self, tool: str) -> None:
         pass  # one line per tool call would drown the log; the record has them all
@@ -41,11 +42,11 @@ class Progress:
     def verdict(self, index: int, title: str, outcome, logs: Path) -> None:
         gain = f" {outcome.speedup:.3f}x [{outcome.ci[0]:.3f}, {outcome.ci[1]:.3f}]" if outcome.ci else ""
         style = VERDICT_STYLE.get(outcome.verdict, "")
-        first = outcome.detail.splitlines()[0] if outcome.detail else ""
-        self._print(f"[{style}]#{index:03d} {outcome.verdict}[/{style}] ({outcome.reason}){gain} {title}"
-                    + (f" — {first[:100]}" if outcome.verdict != "accepted" and first else ""))
+        first = escape(outcome.detail.splitlines()[0][:100]) if outcome.detail else ""
+        self._print(f"[{style}]#{index:03d} {outcome.verdict}[/{style}] ({outcome.reason}){gain} {escape(title)}"
+                    + (f" — {first}" if outcome.verdict != "accepted" and first else ""))
         for flag in outcome.flags:
-            self._print(f"  [red]flag:[/red] {flag}")
+            self._print(f"  [red]flag:[/red] {escape(flag)}")
         self.current = ""
 
     def best(self, value: float, speedup: float) -> None:
