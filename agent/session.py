@@ -355,7 +355,8 @@ class Session:
             if new is None:
                 outcome = Outcome("rejected", "superseded", "resumed after a restart: the change conflicts with "
                                   "the best that other attempts reached meanwhile")
-                return self.evaluate(ev.index, strategy, started.branch, self.best, Arm(ev.commit, wt),
+                base = Arm(ev.base_commit, self.best.worktree)  # what it was written against, for its diff
+                return self.evaluate(ev.index, strategy, started.branch, base, Arm(ev.commit, wt),
                                      ev.protected_attempts, ev.summary, ev.tool_calls, clock, outcome)
             ev = ev.model_copy(update={"commit": new})
         self.evaluate(ev.index, strategy, started.branch, self.best, Arm(ev.commit, wt), ev.protected_attempts,
