@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -135,10 +136,15 @@ class RayExecutor:
         self.timeout = timeout if timeout is not None else _deadline(spec)
         self._started_ray = not self.ray.is_initialized()
         if self._started_ray:
-            if address is None:
-                self.ray.init(resources={RESOURCE: 1}, include_dashboard=False, log_to_driver=False)
-            else:
-                self.ray.init(address=address, log_to_driver=False)
+            _reachable(address)
+            try:
+                if address is None:
+                    self.ray.init(resources={RESOURCE: 1}, include_dashboard=False, log_to_driver=False)
+                else:
+                    self.ray.init(address=address, log_to_driver=False)
+            except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError... for a bad address
+                raise RemoteError(f"cannot join the Ray cluster at {address or 'a new local instance'}: "
+                                  f"{type(e).__name__}: {str(e)[:300]}") from e
         self._task = self.ray.remote(_remote_evaluate)
         try:
             self.cpus()  # fail now, not at the first candidate, when no host can measure
@@ -195,3 +201,15 @@ def _deadline(spec: TargetSpec) -> float:
     build = spec.build.timeout if spec.build else 0.0
     once = 2 * build + 3 * spec.test.timeout + (2 * max(spec.decide.looks) + 4) * spec.bench.timeout + 300
     return once * (RETRIES + 1)
+
+
+def _reachable(address: str | None, seconds: float = 5.0) -> None:
+    """Ray retries an unreachable head for minutes; a plain TCP connect says it in seconds."""
+    if address is None or address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except (OSError, ValueError) as e:
+        raise RemoteError(f"no Ray head answers at {address} ({e}); start one with `ray start --head` "
+                          "(docs/ray.md) or fix --ray-address") from e

@@ -140,4 +140,5 @@ def open_executor(session: Session) -> None:
         session.open_executor()
     except RemoteError as e:
         session.store.unlock()
+        shutil.rmtree(session.store.path, ignore_errors=True)  # a run that never started leaves nothing
         raise BadInput(f"--executor ray: {e}") from e

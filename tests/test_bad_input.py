@@ -122,3 +122,18 @@ def test_init_writes_a_guess_for_a_pytest_project(tmp_path: Path) -> None:
     text = (repo / "optimize.toml").read_text()
     assert "pytest" in text and "bench.py" in text
     assert optimize("init", "--repo", str(repo)).returncode == 2  # never overwrites without --force
+
+
+def test_ray_executor_without_a_reachable_cluster(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="ray is not installed (the [ray] extra; make python installs it)")
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = make_repo(tmp_path / "repo")
+    run_bad(tmp_path, repo, "--executor", "ray", "--ray-address", f"127.0.0.1:{port}", code=2,
+            says=["--executor ray", "no Ray head answers", "ray start --head"])
+    assert not any((tmp_path / "runs").glob("*"))  # a run that never started leaves no record
+
+
+def test_unknown_executor(tmp_path: Path) -> None:
+    run_bad(tmp_path, make_repo(tmp_path / "repo"), "--executor", "slurm", code=2, says=["--executor slurm"])
