@@ -336,7 +336,7 @@ class Session:
             key = evaluation_key(self.spec, best.commit, cand.commit, self.min_effect)
             self.store.append(EvaluationStarted(index=index, key=key, base_commit=best.commit, commit=cand.commit,
                                                 protected_attempts=protected, summary=summary, tool_calls=tool_calls))
-            self.ui.phase("verifying", f"#{index:03d} {strategy.title}")
+            self.ui.phase("verifying", f"#{index:03d} {strategy.title}", index)
             outcome = self.verify(best, cand, protected, logs)
         with self.decide:
             if outcome.verdict == "accepted" and best.commit != self.best.commit:
@@ -389,7 +389,7 @@ class Session:
             return base, Outcome("rejected", "superseded", f"{first}; the change conflicts with the new best",
                                       won.speedup, won.ci, won.pairs, won.value, won.flags, won.samples)
         cand.commit = new
-        self.ui.phase("verifying again on the new best", f"#{index:03d}")
+        self.ui.phase("verifying again on the new best", f"#{index:03d}", index)
         again = self.verify(self.best, cand, protected_attempts, logs)
         if again.verdict == "accepted":
             again.detail = f"{again.detail}\n{first}; verified again on top of it"

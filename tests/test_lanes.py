@@ -92,6 +92,7 @@ def test_three_lanes_stack_wins_and_supersede_a_conflict(tmp_path: Path) -> None
     r = optimize("--repo", str(repo), "--llm", f"replay:{script(tmp_path / 't.jsonl')}", "--runs-dir", str(runs),
                  "--no-profile", "--lanes", "3")
     assert r.returncode == 0, r.stderr
+    assert "lanes: #001 " in r.stderr and "#003 " in r.stderr  # the progress line shows the lanes in flight
     data = show(runs)
     its = data["iterations"]
     assert sorted(i["reason"] for i in its) == ["faster", "faster", "superseded"], [(i["reason"], i["detail"]) for i in its]
