@@ -16,7 +16,7 @@ HOLD = "from agent import lease; import time\nwith lease.exclusive():\n    print
 
 
 def test_another_process_measuring_keeps_builds_waiting() -> None:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD.format(s=1.5)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD.format(s=3)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout and proc.stdout.readline().strip() == "held"
     t0 = time.monotonic()
     with lease.shared():
@@ -49,7 +49,9 @@ def test_a_waiting_measurement_goes_before_new_builds() -> None:
     build_running.wait(10)
     threads.append(threading.Thread(target=measurement))
     threads[1].start()
-    time.sleep(0.3)  # the measurement is now waiting for build 1
+    deadline = time.monotonic() + 10
+    while lease._waiting_exclusive == 0 and time.monotonic() < deadline:  # the measurement now waits for build 1
+        time.sleep(0.01)
     threads.append(threading.Thread(target=second_build))
     threads[2].start()
     time.sleep(0.3)
