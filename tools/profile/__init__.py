@@ -24,7 +24,8 @@ _ALLOC_MEANING = {
     "py-spy": "Python allocations: bytes still live near the peak of traced memory (tracemalloc, separate run).",
     "jfr": "JVM allocations: bytes allocated in all, estimated from JFR allocation samples.",
     "perf": "Native memory: bytes first touched (page faults x page size, perf page-faults event) by the code "
-            "that touched them; memory an allocator reuses does not show again.",
+            "that touched them; memory an allocator reuses does not show again, and a transparent huge page "
+            "counts as one small page.",
     "callgrind": "Native memory: bytes mapped at the peak (valgrind massif, pages as heap), by allocating call path.",
 }
 
