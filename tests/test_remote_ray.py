@@ -126,10 +126,12 @@ class TestLocalRay:
         r = optimize("--repo", str(repo), "--llm", f"replay:{transcript(tmp_path / 't.jsonl')}", "--runs-dir",
                      str(tmp_path / "runs"), "--no-profile", "--executor", "ray", "--ray-address", address)
         assert r.returncode == 0, r.stderr
-        its = show(tmp_path / "runs")["iterations"]
+        data = show(tmp_path / "runs")
+        its = data["iterations"]
         assert [(i["verdict"], i["reason"]) for i in its] == EXPECTED
         node = local_ray.get_runtime_context().get_node_id()
         assert all(i["host"]["node_id"] == node for i in its)  # every verdict was reached on the host
+        assert f"measured on Ray host <span class=\"branch\">{node[:12]}" in (Path(data["record"]) / "report.html").read_text()
 
 
 # --- a simulated cluster: a head without a benchmark slot, three benchmark hosts ------------------
