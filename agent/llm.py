@@ -523,6 +523,7 @@ class ReplayModel:
             raise ReplayExhausted(f"{path}: cannot start at reply {start}, only {len(self.records)} recorded")
         self.position = start  # replies consumed so far; a resumed or forked run continues from here
         self._used = set(range(start))
+        self._first = start  # no reply before this one is unused
         self._lock = threading.Lock()
 
     def complete(self, messages: list[dict], tools: list[dict], *, tag: str) -> Reply:
@@ -545,14 +546,15 @@ class ReplayModel:
     def _next(self, tag: str) -> int:
         """The first unused reply of this conversation. With one lane that is simply the next reply; with
         several, conversations interleave differently on every run, so replies are matched by tag."""
-        unused = [i for i in range(len(self.records)) if i not in self._used]
-        if not unused:
+        while self._first in self._used:
+            self._first += 1
+        if self._first >= len(self.records):
             raise ReplayExhausted(f"{self.path}: all {len(self.records)} recorded replies used (asked for tag {tag})")
-        for i in unused:
-            if self.records[i].get("tag", tag) == tag:
+        for i in range(self._first, len(self.records)):
+            if i not in self._used and self.records[i].get("tag", tag) == tag:
                 return i
-        raise ReplayDiverged(f"{self.path}: expected tag {self.records[unused[0]]['tag']} got {tag} "
-                             f"at reply {unused[0]}")
+        raise ReplayDiverged(f"{self.path}: expected tag {self.records[self._first]['tag']} got {tag} "
+                             f"at reply {self._first}")
 
 
 # ----------------------------------------------------------------------------- construction

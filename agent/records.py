@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,6 +170,8 @@ class RunStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # lanes append from several threads, and a long line may take several write() calls
+        self._append = threading.Lock()
 
     @property
     def manifest_path(self) -> Path:
@@ -228,7 +231,7 @@ class RunStore:
 
     def append(self, event: BaseModel) -> None:
         line = event.model_dump_json() + "\n"
-        with open(self.path / "events.jsonl", "a") as f:
+        with self._append, open(self.path / "events.jsonl", "a") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())

@@ -13,7 +13,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from agent import lease, prompts, verify
 from agent.attempt import converse
@@ -32,7 +31,7 @@ from agent.records import (
     PlanEvent,
     RunStore,
 )
-from agent.remote import evaluation_key
+from agent.remote import RayExecutor, RemoteError, evaluation_key
 from agent.target import Target, failure, new_seed, with_seed
 from agent.toolbox import Toolbox
 from agent.ui import Progress
@@ -111,7 +110,7 @@ class Session:
     decide: threading.Lock = field(default_factory=threading.Lock)
     retired: list[Path] = field(default_factory=list)  # former bests' worktrees, removed once no lane uses them
     pending: list[tuple[AttemptStarted, EvaluationStarted]] = field(default_factory=list)  # cut off by a kill
-    executor: Any = None  # agent.remote.RayExecutor when verification runs on Ray hosts, else None (here)
+    executor: RayExecutor | None = None  # set when verification runs on Ray benchmark hosts
     _calls: threading.local = field(default_factory=threading.local)
 
     # --- helpers -------------------------------------------------------------------------------
@@ -368,8 +367,6 @@ class Session:
 
     def verify(self, best: Arm, cand: Arm, protected_attempts: list[str], logs: Path) -> Outcome:
         if self.executor is not None:
-            from agent.remote import RemoteError
-
             try:
                 return self.executor.verify(best, cand, min_effect=self.min_effect, expected=self.expected,
                                             protected_attempts=protected_attempts, logs=logs)
@@ -487,8 +484,6 @@ class Session:
     def open_executor(self) -> None:
         """Connects to the Ray cluster for `--executor ray`; RemoteError says what is missing."""
         if self.options.executor == "ray":
-            from agent.remote import RayExecutor
-
             self.executor = RayExecutor(self.repo, self.spec, self.options.ray_address)
 
     def close_executor(self) -> None:

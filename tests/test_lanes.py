@@ -10,11 +10,16 @@ first and is recorded as `superseded`, whichever order the lanes finished in.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from agent.transcript import Transcript
 from tests.test_loop import optimize, show
-from tests.tiny_target import FAST, SLOW, git, make_repo
+from tests.tiny_target import FAST, SLOW, git, make_repo, transcript
+from tests.tiny_target import SPEC as TINY_SPEC
 
 CUBES_SLOW = '''def sum_of_cubes(n: int) -> int:
     total = 0
@@ -51,23 +56,7 @@ def test_squares() -> None:
 def test_cubes() -> None:
     assert [sum_of_cubes(n) for n in range(200)] == [sum(i ** 3 for i in range(n)) for n in range(200)]
 '''
-SPEC = '''name = "two-hot-spots"
-[test]
-cmd = "python -m pytest -q -p no:cacheprovider test_work.py"
-timeout = "60s"
-[bench]
-cmd = "python bench.py"
-timeout = "60s"
-metric = { regex = 'rate: ([0-9.]+) Mops/s', unit = "Mops/s", better = "higher" }
-same_output = ['^result: ']
-[guard]
-protected = ["test_work.py", "bench.py", "optimize.toml"]
-[decide]
-min_effect = "5%"
-looks = [4, 8]
-calibration_pairs = 4
-confirm_pairs = 4
-'''
+SPEC = TINY_SPEC.replace('name = "tiny"', 'name = "two-hot-spots"')  # same test, bench and decide settings
 STRATEGIES = [("Closed-form sum of squares", "work.py", FAST), ("Closed-form sum of cubes", "cubes.py", CUBES_FAST),
               ("Sum of squares via m = n - 1", "work.py", SQUARES_OTHER)]
 
@@ -119,13 +108,6 @@ def test_three_lanes_stack_wins_and_supersede_a_conflict(tmp_path: Path) -> None
 def test_a_run_killed_during_verification_resumes_just_that_evaluation(tmp_path: Path) -> None:
     """The model's work is committed before verification starts: resume verifies that commit again
     instead of asking the model to redo the attempt."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from tests.tiny_target import transcript
-
     repo = make_repo(tmp_path / "repo")
     runs = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "--repo", str(repo), "--llm",
