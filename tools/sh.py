@@ -69,6 +69,8 @@ class Result:
     sandboxed: bool = False
     runaway: bool = False  # killed for writing more than RUNAWAY_BYTES of output
     notes: list[str] = field(default_factory=list)
+    vcsw: int = 0  # voluntary context switches of the process tree (it blocked: I/O, sleep, locks)
+    ivcsw: int = 0  # involuntary ones (preempted: another task wanted the core)
 
     @property
     def ok(self) -> bool:
@@ -196,6 +198,7 @@ def run(
     return Result(
         shown, code, stdout, stderr, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
         timed_out=why == "timeout", truncated=t1 or t2, sandboxed=sandboxed, runaway=why == "runaway", notes=notes,
+        vcsw=usage.ru_nvcsw, ivcsw=usage.ru_nivcsw,
     )
 
 
