@@ -169,7 +169,7 @@ class RunStore:
     """One run's folder. Appends never rewrite earlier lines; the manifest is replaced atomically."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self.path = path.absolute()  # worktrees and git commands run elsewhere: a relative path would nest
         # lanes append from several threads, and a long line may take several write() calls
         self._append = threading.Lock()
 
@@ -276,6 +276,8 @@ def list_runs(runs_dir: Path) -> list[Manifest]:
         return []
     out = []
     for p in sorted(runs_dir.iterdir()):
+        if not p.is_dir():  # .gitkeep, notes, anything a user drops there
+            continue
         try:
             out.append(RunStore(p).manifest())
         except RecordError:

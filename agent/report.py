@@ -221,12 +221,19 @@ class Chart:
 
 
 def _chart(d: dict[str, Any]) -> Chart | None:
-    """Metric over attempts: each measured attempt a point coloured by verdict, the best-so-far as a step line."""
-    base = d["baseline"]["value"]
-    if base is None:
+    """Speedup over the baseline per attempt: each measured attempt's verified speedup times the best so far
+    (the same numbers the verdicts used; values measured at other times under other load are not comparable),
+    the best so far as a step line."""
+    if d["baseline"]["value"] is None:
         return None
+    base = 1.0
     its = d["iterations"]
-    measured = [(it, it["value"]) for it in its if it.get("value") is not None]
+    gain, measured = 1.0, []
+    for it in its:
+        if it.get("speedup"):
+            measured.append((it, gain * it["speedup"]))
+            if it["verdict"] == "accepted":
+                gain *= it["speedup"]
     values = [base] + [v for _, v in measured]
     lo, hi = min(values), max(values)
     # An implausible result (a hack, a broken metric) can be 1000x the rest: use a log scale then.
@@ -248,23 +255,25 @@ def _chart(d: dict[str, Any]) -> Chart | None:
         return bottom - (bottom - top) * (scale(v) - scale(lo)) / (scale(hi) - scale(lo))
 
     best, path = base, [f"M{x(0):.1f},{y(base):.1f}"]
+    implied = {it["index"]: v for it, v in measured}
     for it in its:
-        if it["verdict"] == "accepted" and it.get("value") is not None:
-            best = it["value"]
+        if it["verdict"] == "accepted" and it["index"] in implied:
+            best = implied[it["index"]]
         path.append(f"H{x(it['index']):.1f}V{y(best):.1f}")
     path.append(f"H{right:.1f}")
     tip = "{index}. {strategy}: {verdict} ({reason})"
     points = [{"x": x(it["index"]), "y": y(v), "colour": COLOURS.get(it["verdict"], "#555"),
-               "title": tip.format(**it) + f", {v:.4g} {d['metric']['unit']}"} for it, v in measured]
-    points.insert(0, {"x": x(0), "y": y(base), "colour": "#1f4e9c", "title": f"baseline {base:.4g} {d['metric']['unit']}"})
+               "title": tip.format(**it) + f", {it['speedup']:.3f}x its base, {v:.3f}x the baseline"}
+              for it, v in measured]
+    points.insert(0, {"x": x(0), "y": y(base), "colour": "#1f4e9c", "title": "baseline (1x)"})
     misses = [{"x": x(it["index"]), "y": bottom + 18, "colour": COLOURS.get(it["verdict"], "#555"),
-               "title": tip.format(**it)} for it in its if it.get("value") is None]
+               "title": tip.format(**it)} for it in its if not it.get("speedup")]
     step = max(1, n // 20)
     return Chart(
         width=w, height=h, box=(left, top, right, bottom), best_path="".join(path), points=points, misses=misses,
         yticks=[(y(v), f"{v:g}") for v in (_log_ticks(lo, hi) if log else _nice_ticks(lo, hi))], log=log,
         xticks=[(x(i), str(i)) for i in range(0, n + 1, step)],
-        unit=d["metric"]["unit"], better=d["metric"]["better"],
+        unit="times the baseline", better="higher",
     )
 
 

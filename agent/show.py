@@ -20,26 +20,31 @@ def show(store: RunStore) -> dict[str, Any]:
     accepted = [e for e in iterations if e.verdict == "accepted"]
     metric = m.spec["bench"].get("metric") or {"unit": "s", "better": "lower"}
     best_commit = accepted[-1].commit if accepted else m.base_commit
-    if confirm:
-        speedup, ci, value = confirm.speedup, list(confirm.ci), confirm.best_value
+    initial = baseline.value if baseline else None
+    better = metric.get("better", "lower")
+    if confirm:  # the headline: baseline and best measured side by side, with the pair's own ratio
+        base_value, value, speedup, ci = confirm.baseline_value, confirm.best_value, confirm.speedup, list(confirm.ci)
+        basis = "confirmation: baseline and best measured side by side"
     else:  # not confirmed (yet): the product of the accepted steps, bounds multiplied conservatively
         speedup, lo, hi = 1.0, 1.0, 1.0
         for e in accepted:
             speedup, lo, hi = speedup * (e.speedup or 1), lo * (e.ci[0] if e.ci else 1), hi * (e.ci[1] if e.ci else 1)
-        ci, value = [lo, hi], accepted[-1].value if accepted else (baseline.value if baseline else None)
+        ci, base_value = [lo, hi], initial
+        # the value the verified steps imply, so that the pair shown agrees with the speedup shown
+        value = None if initial is None else initial * speedup if better == "higher" else initial / speedup
+        basis = "not confirmed: start-of-run baseline and the product of the verified steps"
     return {
         "run_id": m.run_id,
         "status": m.status,
         "target": m.target,
         "stop_reason": m.stop_reason,
-        "metric": {"unit": metric.get("unit", "s"), "better": metric.get("better", "lower")},
-        "baseline": {"value": baseline.value if baseline else None, "commit": m.base_commit,
+        "metric": {"unit": metric.get("unit", "s"), "better": better},
+        "baseline": {"value": base_value, "initial_value": initial, "commit": m.base_commit,
                      "noise_floor": baseline.noise_floor if baseline else None,
                      "min_effect": baseline.min_effect if baseline else None},
         "best": {"branch": f"optimize/{m.run_id}/best", "commit": best_commit, "value": value,
                  "speedup": speedup, "ci": ci, "confirmed": bool(confirm and confirm.verdict == "better"),
-                 # the confirmation measures baseline and best side by side; its own baseline mean goes with it
-                 "confirmed_against": confirm.baseline_value if confirm else None},
+                 "basis": basis},
         "reference": confirm.reference if confirm else None,
         "iterations": [{
             "index": e.index, "strategy": e.strategy.get("title", ""), "branch": e.branch, "commit": e.commit,
@@ -50,6 +55,8 @@ def show(store: RunStore) -> dict[str, Any]:
         "profile": baseline.profile if baseline else None,
         "tool_calls": m.summary.get("tool_calls", 0),
         "tokens": m.summary.get("tokens", {}),
+        # "" when the server reported usage; "tokenizer" or "estimate" when Nightshift counted them itself
+        "tokens_counted": m.summary.get("tokens_counted", ""),
         "sandbox": m.sandbox,
         "record": str(store.path),
     }

@@ -142,7 +142,9 @@ def test_report_has_the_headline_chart_table_and_every_attempt(tmp_path: Path) -
     html = out.read_text()
     page = Page(html)
     head = " ".join(page.text["headline"].split())
-    assert "100 ops/s → 149.5 ops/s" in head and "1.48×" in head and "[1.410, 1.550]" in head
+    # The headline is the confirmation's side-by-side pair; the start-of-run value is labelled as such.
+    assert "101 ops/s → 149.5 ops/s" in head and "1.48×" in head and "[1.410, 1.550]" in head
+    assert "start-of-run baseline 100 ops/s" in head
     assert "confirmed against the baseline" in head
     for stat in ("time2.5 h", "tool calls17", "tokens1,545 (800 cached)", "noise floor±2.1%", "strategies tried4 (1 accepted)"):
         assert stat in head
