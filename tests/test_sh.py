@@ -82,14 +82,17 @@ def test_sandbox_read_only_outside_worktree_private_tmp(tmp_path: Path) -> None:
     wt.mkdir()
     outside.mkdir()
     host_tmp = Path("/tmp") / f"nightshift-sh-{uuid.uuid4().hex[:8]}"
-    script = (f"echo ok > inside.txt; echo bad > {outside}/x.txt; echo bad > $HOME/nightshift-probe-{host_tmp.name}; "
-              f"echo tmp > {host_tmp}; cat {host_tmp}")
+    visible = Path(__file__).resolve().parent / f"nightshift-probe-{host_tmp.name}"  # shown, read-only
+    home_probe = Path.home() / f"nightshift-probe-{host_tmp.name}"
+    script = (f"echo ok > inside.txt; echo bad > {outside}/x.txt; echo bad > {home_probe}; cat {home_probe}; "
+              f"echo bad > {visible}; echo tmp > {host_tmp}; cat {host_tmp}")
     r = sh.run(script, wt, 20, sandbox=sh.Sandbox())
     assert r.sandboxed and (wt / "inside.txt").read_text() == "ok\n"
-    assert "tmp" in r.stdout  # /tmp is writable inside ...
-    assert not host_tmp.exists()  # ... but private
-    assert not (outside / "x.txt").exists() and not (Path.home() / f"nightshift-probe-{host_tmp.name}").exists()
-    assert "Read-only file system" in r.stderr
+    assert "tmp" in r.stdout and "bad" in r.stdout  # /tmp and $HOME are writable inside ...
+    assert not host_tmp.exists() and not home_probe.exists()  # ... but private
+    assert not (outside / "x.txt").exists() and not visible.exists()
+    assert "Read-only file system" in r.stderr  # the rest of the filesystem: read-only
+    assert f"{outside}/x.txt: Directory nonexistent" in r.stderr or "No such file" in r.stderr  # /tmp: hidden
 
 
 @needs_bwrap

@@ -1,9 +1,12 @@
 """Run one command on a target: own process group, timeout, capped output, clean env, limits.
 
-Everything the model can trigger goes through `run`, so every limit lives here. When bubblewrap
-works on this machine, the command sees the filesystem read-only except the paths it may write,
-a private size-capped /tmp, no network, and its own pid namespace (so even processes that left the
-process group die with it). Without bubblewrap only the plain limits apply; `sandbox_mode` says which.
+Everything candidate code can run goes through `run` with a `Sandbox`, so every limit lives here. When
+bubblewrap works on this machine the command sees the filesystem read-only, with private empty /tmp,
+/var/tmp, /run and $HOME (the user's home: only toolchains and dependency caches come back, read-only;
+caches a build must write come as a private copy), writes only where its Sandbox allows, has no network,
+its own pid and IPC namespaces (its /proc shows its own processes only, never the harness's environment)
+and an environment without credentials. Without bubblewrap only the plain limits apply; `sandbox_mode`
+says which, and what the sandbox lets a command see.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import resource
 import shutil
 import signal
@@ -26,7 +30,28 @@ RUNAWAY_BYTES = 64 << 20  # stdout+stderr beyond this kills the command: it woul
 TMP_SIZE = 1 << 30  # the private /tmp is RAM-backed; cap it so a disk bomb cannot eat the machine's memory
 POLL_S = 0.1
 SPENT = {"seconds": 0.0, "runs": 0}  # time inside target commands, for the harness-overhead accounting
-SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
+SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASS", "CREDENTIAL", "AUTH", "PRIVATE", "COOKIE", "SESSION")
+# Sockets and agents of the user's session: never handed to candidate code.
+SESSION_VARS = ("SSH_AUTH_SOCK", "SSH_AGENT_PID", "GPG_AGENT_INFO", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR")
+_SECRETS: set[str] = set()  # values the harness holds (the API key): never in a child's env, redacted from output
+
+# What the sandbox shows of the user's home (everything else there is hidden behind an empty private home):
+# toolchains and dependency caches, read-only. Caches that a build must write come as a private copy per
+# command, thrown away after it, so nothing a candidate writes reaches the user or another command.
+HOME_READ = (".m2", ".gradle", ".cargo", ".rustup", ".pyenv", ".local/bin", ".local/lib", ".sdkman", ".jdks",
+             ".nvm", ".volta", ".asdf", "go", ".conda", "miniconda3", "anaconda3", ".ivy2", ".sbt", ".elan",
+             ".ghcup", ".cache/pip", ".cache/uv", ".cache/pypoetry", ".cache/go-build", ".cache/coursier")
+HOME_COPY = (".cache/zig",)  # Zig locks and writes its global cache even when every artifact is there
+HOME_MASKED = (".cargo/credentials", ".cargo/credentials.toml", ".m2/settings-security.xml",
+               ".gradle/gradle.properties")
+COPY_LIMIT = 2 << 30  # a cache bigger than this is not copied: the build starts with an empty one
+# Environment variables naming toolchains that may live in a hidden place (under $HOME or /tmp).
+TOOLCHAIN_VARS = ("VIRTUAL_ENV", "CONDA_PREFIX", "JAVA_HOME", "GOROOT", "GOPATH", "CARGO_HOME", "RUSTUP_HOME",
+                  "PYENV_ROOT", "SDKMAN_DIR", "NVM_DIR", "M2_HOME", "MAVEN_HOME", "GRADLE_HOME")
+EXTRA_READ_VAR = "NIGHTSHIFT_SANDBOX_READ"  # more folders to show read-only, separated by ':'
+SYSTEM_HIDDEN = ("/var/tmp", "/run", "/home", "/etc/ssh")  # private empty folders inside the sandbox
+SYSTEM_MASKED = ("/etc/shadow", "/etc/gshadow")  # root-readable secrets: an empty file inside
+SMALL_TMPFS = 64 << 20
 
 
 def _default_memory_mb() -> int:
@@ -51,8 +76,10 @@ class Sandbox:
     writable: tuple[Path, ...] = ()
     hidden: tuple[Path, ...] = ()  # replaced by empty folders (e.g. caches a candidate could have filled)
     frozen: tuple[Path, ...] = ()  # read-only even inside a writable folder (a worktree's .git file)
+    readable: tuple[Path, ...] = ()  # shown read-only even where the default view hides them (a git dir under /tmp)
     network: bool = False
     readonly: bool = False
+    caches: bool = False  # private writable copies of HOME_COPY (builds and tests; benchmarks need none)
 
 
 @dataclass(frozen=True)
@@ -91,11 +118,29 @@ class Result:
         return "\n".join(self.output.rstrip().splitlines()[-lines:])
 
 
+def register_secret(value: str | None) -> None:
+    """A value the harness holds (the API key): dropped from every child environment, redacted from output."""
+    if value and len(value) >= 6:
+        _SECRETS.add(value)
+
+
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment minus anything that looks like a credential."""
-    env = {k: v for k, v in os.environ.items() if not any(m in k.upper() for m in SECRET_MARKERS)}
+    """The environment minus anything that looks like a credential or a session socket."""
+    env = dict(os.environ)
     env.update(extra or {})
-    return env
+    return _scrub(env)
+
+
+def _scrub(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items()
+            if not any(m in k.upper() for m in SECRET_MARKERS) and k not in SESSION_VARS
+            and not any(secret in v for secret in _SECRETS)}
+
+
+def _redact(text: str) -> str:
+    for secret in _SECRETS:
+        text = text.replace(secret, "[secret removed by nightshift]")
+    return text
 
 
 @functools.cache
@@ -105,7 +150,7 @@ def bwrap_problem() -> str | None:
     if not exe:
         return "bwrap is not installed"
     probe = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-             "--unshare-net", "--unshare-pid", "--die-with-parent", "true"]
+             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "true"]
     try:
         done = subprocess.run(probe, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError) as e:
@@ -117,20 +162,77 @@ def bwrap_available() -> bool:
     return bwrap_problem() is None
 
 
+def _home() -> Path:
+    return Path(os.environ.get("HOME") or Path.home())
+
+
+def hidden_roots() -> list[Path]:
+    """Folders whose content the sandbox replaces by an empty private one."""
+    return [Path("/tmp"), *(Path(p) for p in SYSTEM_HIDDEN if Path(p).is_dir()), _home()]
+
+
+def _hidden(path: Path) -> bool:
+    return any(path == root or root in path.parents for root in hidden_roots())
+
+
+def _under(path: Path, folders: list[Path]) -> bool:
+    return any(path == f or f in path.parents for f in folders)
+
+
+def home_view() -> tuple[list[Path], list[Path]]:
+    """(read-only, private copy): what the sandbox shows again of the hidden folders by default. Toolchain
+    folders named by the environment (a virtualenv, JAVA_HOME, PATH entries) are shown wherever they are."""
+    home = _home()
+    named = [os.environ.get(var, "") for var in TOOLCHAIN_VARS]
+    named += os.environ.get(EXTRA_READ_VAR, "").split(os.pathsep)
+    for entry in os.environ.get("PATH", "").split(os.pathsep):
+        p = Path(entry)
+        if entry and p.is_absolute():  # a virtualenv's bin needs the virtualenv around it
+            named.append(str(p.parent if p.name == "bin" and p.parent not in (home, Path("/")) else p))
+    shown = [home / rel for rel in HOME_READ] + [Path(n) for n in named if n and Path(n).is_absolute()]
+    readable: list[Path] = []
+    for p in sorted(dict.fromkeys(shown), key=lambda p: len(p.parts)):  # a folder once, not again inside it
+        if p != home and _hidden(p) and not _under(p, readable) and p.exists():
+            readable.append(p)
+    copies = [home / rel for rel in HOME_COPY if (home / rel).is_dir()]
+    return readable, copies
+
+
 def sandbox_mode() -> str:
-    """One line for run.json: which containment this run gets."""
+    """One line for run.json: which containment this run gets, and what candidate code can see."""
     if (problem := bwrap_problem()) is None:
-        return "bwrap: read-only outside the worktree, private /tmp, no network, own pid namespace"
+        readable, copies = home_view()
+        home = str(_home())
+        shown = ", ".join(str(p).replace(home, "~", 1) for p in readable) or "nothing"
+        copied = ", ".join(str(p).replace(home, "~", 1) for p in copies) or "none"
+        return ("bwrap: the filesystem read-only; writable only the worktree (build, tests; benchmarks and "
+                "profiles see it read-only) and private empty /tmp, /var/tmp, /run and $HOME; of the user's home, "
+                f"read-only: {shown}; private copies: {copied}; hidden: /etc/shadow, /etc/gshadow, /etc/ssh; "
+                "own pid and IPC namespaces (no /proc of the harness), no network, no credentials in the environment")
     return f"limits-only ({problem}): timeout, process group, output cap, memory limit, clean environment"
 
 
-def _bwrap_prefix(cwd: Path, sandbox: Sandbox) -> list[str]:
+def _bwrap_prefix(cwd: Path, sandbox: Sandbox, copies: dict[Path, Path]) -> list[str]:
+    """bwrap arguments; later mounts win, so: system view, hidden folders, what comes back, the worktree."""
+    home = _home()
     args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
             "--size", str(TMP_SIZE), "--tmpfs", "/tmp"]
+    for hidden in SYSTEM_HIDDEN:
+        if Path(hidden).is_dir():
+            args += ["--size", str(SMALL_TMPFS), "--tmpfs", hidden]
+    args += ["--size", str(TMP_SIZE), "--tmpfs", str(home)]
+    args += [a for masked in SYSTEM_MASKED if Path(masked).is_file() for a in ("--ro-bind", "/dev/null", masked)]
     for path in sandbox.hidden:
         if path.is_dir():
             args += ["--tmpfs", str(path)]
-    # Bound after the private /tmp so a worktree under /tmp stays visible.
+    readable, _ = home_view()
+    for path in dict.fromkeys(readable + [p for p in sandbox.readable if _hidden(p) and p.exists()]):
+        if path not in sandbox.hidden:
+            args += ["--ro-bind", str(path), str(path)]
+    args += [a for rel in HOME_MASKED if (home / rel).is_file() for a in ("--ro-bind", "/dev/null", str(home / rel))]
+    for dest, copy in copies.items():
+        args += ["--bind", str(copy), str(dest)]
+    # Bound after the hidden folders so a worktree under /tmp or $HOME stays visible.
     args += ["--ro-bind" if sandbox.readonly else "--bind", str(cwd), str(cwd)]
     for path in sandbox.writable:
         if path.exists() and path not in sandbox.hidden:
@@ -140,10 +242,63 @@ def _bwrap_prefix(cwd: Path, sandbox: Sandbox) -> list[str]:
             args += ["--ro-bind", str(path), str(path)]
     if not sandbox.network:
         args.append("--unshare-net")
-    # A pid namespace: when bwrap dies, everything inside dies too, even daemons that called setsid().
-    # --as-pid-1: the command itself is init, so its end kills every process left inside, and wait4 still
-    # sees its CPU time and peak RSS (with an extra bwrap init in between, both would be lost).
-    return args + ["--unshare-pid", "--as-pid-1", "--new-session", "--die-with-parent", "--chdir", str(cwd), "--"]
+    # A pid namespace: when bwrap dies, everything inside dies too, even daemons that called setsid(), and
+    # /proc inside shows only these processes. --as-pid-1: the command itself is init, so its end kills every
+    # process left inside, and wait4 still sees its CPU time and peak RSS (with an extra bwrap init in
+    # between, both would be lost). --new-session: no TIOCSTI into the harness's terminal.
+    return args + ["--unshare-pid", "--unshare-ipc", "--as-pid-1", "--new-session", "--die-with-parent",
+                   "--chdir", str(cwd), "--"]
+
+
+def _private_copies(scratch: Path) -> dict[Path, Path]:
+    """A fresh copy of each cache in HOME_COPY under `scratch`, to be mounted in its place."""
+    copies = {}
+    for i, src in enumerate(home_view()[1]):
+        dest = scratch / f"cache-{i}"
+        if _size(src) <= COPY_LIMIT:
+            with contextlib.suppress(OSError, shutil.Error):
+                shutil.copytree(src, dest, symlinks=True)
+        dest.mkdir(exist_ok=True)
+        copies[src] = dest
+    return copies
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+        if total > COPY_LIMIT:
+            break
+    return total
+
+
+_PATH = re.compile(r"(?<![\w.~-])(/[\w.@+~-]+(?:/[\w.@+~-]+)*)")
+_MISSING = re.compile(r"No such file|not found|cannot access|can't open|cannot open|does not exist|"
+                      r"FileNotFound|NoSuchFile|Permission denied|Read-only file system", re.IGNORECASE)
+
+
+def sandbox_hint(output: str, cwd: Path, sandbox: Sandbox) -> str | None:
+    """When a sandboxed command failed on a path the sandbox hides or freezes, one line that says so."""
+    home = str(_home())
+    readable, copies = home_view()
+    shown = [cwd, *readable, *copies, *sandbox.readable, *sandbox.writable]
+    for line in output.splitlines()[-200:]:
+        if not _MISSING.search(line):
+            continue
+        for m in _PATH.finditer(line):
+            path = Path(m.group(1))
+            if _hidden(path) and not _under(path, shown):
+                listed = ", ".join(str(p).replace(home, "~", 1) for p in readable[:8]) or "nothing"
+                return (f"sandbox: {path} is outside the worktree; the sandbox hides /tmp, /var/tmp, /run and "
+                        f"$HOME ({home}) except the worktree and, read-only, {listed}. Put what the command needs "
+                        f"in the repository, or list its folder in {EXTRA_READ_VAR}")
+        if "Read-only file system" in line:
+            where = ("the worktree is read-only for benchmarks and profiles" if sandbox.readonly else
+                     "only the worktree and private /tmp and $HOME (emptied after each command) are writable")
+            return f"sandbox: a write was refused ({line.strip()[:160]}); {where}"
+    return None
 
 
 def _limit(limits: Limits):
@@ -171,14 +326,27 @@ def run(
     argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
     shown = cmd if isinstance(cmd, str) else " ".join(cmd)
     sandboxed = sandbox is not None and bwrap_available()
-    if sandboxed:
-        argv = _bwrap_prefix(Path(cwd).resolve(), sandbox) + argv
+    env = _scrub(env if env is not None else dict(os.environ))
+    with contextlib.ExitStack() as stack:
+        if sandboxed:
+            assert sandbox is not None
+            copies = {}
+            if sandbox.caches and home_view()[1]:
+                scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nightshift-cache-")))
+                copies = _private_copies(scratch)
+            argv = _bwrap_prefix(Path(cwd).resolve(), sandbox, copies) + argv
+            env = {**env, "TMPDIR": "/tmp"}
+        return _run(argv, shown, Path(cwd), timeout, env, sandbox if sandboxed else None, limits, cap)
+
+
+def _run(argv: list[str], shown: str, cwd: Path, timeout: float, env: dict[str, str], sandbox: Sandbox | None,
+         limits: Limits, cap: int) -> Result:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         try:
             proc = subprocess.Popen(
                 argv, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                env=env if env is not None else clean_env(), start_new_session=True,
+                env=env, start_new_session=True,
                 preexec_fn=_limit(limits),
             )
         except OSError as e:
@@ -195,10 +363,14 @@ def run(
         notes.append(f"killed by nightshift: more than {RUNAWAY_BYTES >> 20} MiB of output")
     elif why == "timeout":
         notes.append(f"killed by nightshift: still running after {timeout:g}s")
+    stdout, stderr = _redact(stdout), _redact(stderr)
+    if sandbox is not None and code != 0 and why is None and (hint := sandbox_hint(stdout + "\n" + stderr, cwd, sandbox)):
+        notes.append(hint)
+        stderr = f"{stderr.rstrip()}\n[nightshift] {hint}\n"
     return Result(
         shown, code, stdout, stderr, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
-        timed_out=why == "timeout", truncated=t1 or t2, sandboxed=sandboxed, runaway=why == "runaway", notes=notes,
-        vcsw=usage.ru_nvcsw, ivcsw=usage.ru_nivcsw,
+        timed_out=why == "timeout", truncated=t1 or t2, sandboxed=sandbox is not None, runaway=why == "runaway",
+        notes=notes, vcsw=usage.ru_nvcsw, ivcsw=usage.ru_nivcsw,
     )
 
 
