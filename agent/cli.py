@@ -280,7 +280,7 @@ def ab(a: Annotated[str, typer.Option("--a", help="Baseline command.")],
        metric: Annotated[str | None, typer.Option(help="Regex whose group 1 is the metric; default: wall time.")] = None,
        better: Annotated[str | None, typer.Option(help="higher or lower (default: lower for time, higher for a metric).")] = None,
        min_effect: Annotated[float, typer.Option(help="Smallest win that counts, as a fraction.")] = 0.02,
-       max_pairs: Annotated[int, typer.Option(help="Largest number of pairs.")] = 40,
+       max_pairs: Annotated[int, typer.Option(help="Largest number of pairs (beyond 40 only while a win is likely).")] = 120,
        as_json: AsJson = False) -> None:
     """Interleaved A/B of two commands: is B better than A?"""
     from agent.ab import compare

@@ -89,11 +89,16 @@ class Profile(Strict):
 
 
 class Decide(Strict):
-    min_effect: Fraction = Field(0.02, description="Smallest win worth keeping; raised to the measured noise floor.")
-    alpha: float = Field(0.01, gt=0, lt=0.5, description="Total false-accept rate, split across the looks.")
-    looks: list[int] = Field(default_factory=lambda: [5, 10, 20, 40], description="Pair counts at which the data is examined.")
-    calibration_pairs: int = Field(10, ge=3, description="A/A pairs at baseline to estimate the noise floor.")
-    noise_multiple: float = Field(1.0, ge=0, description="min_effect >= noise_multiple x the noise floor from the A/A run.")
+    min_effect: Fraction = Field(0.02, description="Smallest win worth keeping: `better` needs the whole interval above it.")
+    alpha: float = Field(0.01, gt=0, lt=0.5, description="Family-wise error rate, split across all looks (0.01: 99% intervals).")
+    looks: list[Annotated[int, Field(ge=2)]] = Field(default_factory=lambda: [5, 10, 20, 40], min_length=1,
+                                                     description="Pair counts at which every candidate is examined (the screen).")
+    extra_looks: list[Annotated[int, Field(ge=2)]] | None = Field(
+        None, description="Further looks for a promising candidate whose interval straddles min_effect "
+                          "(default: 2x and 3x the last look, at most 120).")
+    calibration_pairs: int = Field(10, ge=3, description="A/A pairs at baseline: bias check, pair budget, noise warning.")
+    noise_multiple: float | None = Field(None, ge=0, description="Deprecated and ignored: the noise is in the interval, "
+                                                                  "no longer added to the threshold.")
     confirm_pairs: int = Field(20, ge=3, description="Pairs for the final best-vs-baseline confirmation.")
     pin_cpu: int | None = Field(None, description="Pin every sample to this core with taskset.")
 

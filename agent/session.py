@@ -143,7 +143,9 @@ class Session:
 
     def reserve_seconds(self) -> float:
         """Kept free before the deadline when starting a step: a full verification and the confirmation."""
-        return (self.spec.decide.confirm_pairs + max(self.spec.decide.looks)) * self.seconds_per_pair * 1.5
+        d = self.spec.decide
+        longest = stats.family(d.looks, verify.extra_looks(self.spec, list(d.looks)))[-1]
+        return (d.confirm_pairs + longest) * self.seconds_per_pair * 1.5
 
     def before_model_call(self) -> None:
         self.check()
@@ -196,19 +198,32 @@ class Session:
         self.expected = verify.expected_lines(self.spec, bench.output)
         self.ui.phase("calibrating noise (A/A)")
         started = time.monotonic()
-        aa = verify.measure(self.spec, self.base, self.base, looks=[self.spec.decide.calibration_pairs], min_effect=0.0)
+        # A/A (issue 17): the noise goes into each verdict's interval, not into the threshold; this run
+        # checks for bias between identical arms, plans the pairs and warns when wins cannot be verified.
+        d, min_effect = self.spec.decide, self.spec.decide.min_effect
+        aa = verify.measure(self.spec, self.base, self.base, looks=[d.calibration_pairs], extra=[], min_effect=0.0)
         self.seconds_per_pair = (time.monotonic() - started) / max(1, aa.decision.pairs)
-        ratios = stats.speedups([s.value for s in aa.a], [s.value for s in aa.b], self.spec.bench.better)
-        # The floor is the A/A interval's half-width scaled to the longest verification: the smallest
-        # change the verifier could tell from noise on this machine with every pair it may take.
-        self.noise = stats.noise_floor(ratios) * (aa.decision.pairs / max(self.spec.decide.looks)) ** 0.5
-        self.min_effect = max(self.spec.decide.min_effect, self.spec.decide.noise_multiple * self.noise)
+        cal = verify.calibration(self.spec, aa, min_effect)
+        if cal.biased:  # once more on fresh pairs before refusing: a burst of load can fake a bias
+            aa = verify.measure(self.spec, self.base, self.base, looks=[d.calibration_pairs], extra=[], min_effect=0.0)
+            cal = verify.calibration(self.spec, aa, min_effect)
+            if cal.biased:
+                raise BaselineError(
+                    f"the unmodified code measured against itself differs: {cal.speedup:.3f}x [{cal.ci[0]:.3f}, "
+                    f"{cal.ci[1]:.3f}] twice (A/A, {aa.decision.statistic}); the first or second run of a pair is "
+                    "systematically faster (a warm-up, a cache, a file the benchmark leaves behind), so no verdict "
+                    "here could be trusted. Make the benchmark start from the same state every run.")
+        self.noise, self.min_effect = cal.noise_floor, min_effect
         self.baseline_value = self.best_value = aa.mean("a")
         self.best = self.base
-        self.note(f"noise floor on this machine: ±{self.noise:.1%} — smaller changes cannot be verified here; "
-                  f"accepting wins above {self.min_effect:.1%}")
-        if self.noise > 0.10:
-            self.note("this machine is very noisy; only large wins will be accepted", "warning")
+        budget = stats.family(d.looks, verify.extra_looks(self.spec, list(d.looks)))[-1]
+        need = f"about {cal.pairs_needed} pairs" if cal.pairs_needed <= budget else f"more than {budget} pairs"
+        self.note(f"A/A on this machine ({aa.decision.statistic}): {cal.speedup:.3f}x [{cal.ci[0]:.3f}, {cal.ci[1]:.3f}], "
+                  f"±{cal.sd:.1%} per pair; a +{2 * min_effect:.0%} win needs {need}; accepting wins whose whole "
+                  f"interval is above +{min_effect:.1%}")
+        if cal.smallest_win > max(2 * min_effect, 0.05):
+            self.note(f"this machine is too noisy to verify wins below about +{cal.smallest_win:.0%} within {budget} "
+                      "pairs; smaller real wins will be rejected as not significant", "warning")
         profile = self.profile(0)
         self.store.append(BaselineEvent(
             commit=commit, value=self.baseline_value, unit=self.spec.bench.unit,

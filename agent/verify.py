@@ -20,7 +20,7 @@ from agent import lease
 from agent.config import TargetSpec
 from agent.target import BENCH_SANDBOX, Target, failure, new_seed, passed_tests, protected_globs, with_seed
 from tools import gitops, sh, stats
-from tools.bench import Sample, SampleError, run_sample
+from tools.bench import Sample, SampleError, pause_while_saturated, run_sample
 
 # Added lines that keep results around: memoisation, on-disk stores, files opened for writing.
 CACHE_HINTS = re.compile(
@@ -48,8 +48,10 @@ class Outcome:
     pairs: int = 0
     value: float | None = None
     flags: list[str] = field(default_factory=list)
-    samples: list[dict] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)  # re-measured pairs carry "remeasured": why
     host: dict | None = None  # where it was measured, when not on this machine (a Ray benchmark host)
+    statistic: str = ""  # what decided: "metric", "cpu" or "wall" time of the process
+    remeasured: int = 0  # pairs measured again because the host was contended while they ran
 
 
 @dataclass
@@ -57,10 +59,33 @@ class Measurement:
     decision: stats.Decision
     a: list[Sample]
     b: list[Sample]
+    redone: list[stats.Redo[Sample]] = field(default_factory=list)  # pairs measured again, and why
 
     def mean(self, arm: str) -> float:
         values = [s.value for s in (self.a if arm == "a" else self.b)]
         return math.exp(sum(math.log(v) for v in values) / len(values))
+
+    def ratios(self, stat: str) -> list[float]:
+        """Per-pair "times better" of B on a process statistic ("wall" or "cpu"): A's time over B's."""
+        attr = "cpu_s" if stat == "cpu" else "wall_s"
+        return [max(getattr(a, attr), 1e-6) / max(getattr(b, attr), 1e-6) for a, b in zip(self.a, self.b, strict=True)]
+
+    def samples(self) -> list[dict]:
+        """Every sample for samples.json, the re-measured ones marked with the reason."""
+        out = [s.model_dump() for s in self.a + self.b]
+        for r in self.redone:
+            out += [{**s.model_dump(), "remeasured": r.reason} for s in (r.a, r.b)]
+        return out
+
+    def how(self) -> str:
+        """Which statistic decided and what was measured again, for the verdict's detail."""
+        d = self.decision
+        text = {"cpu": "CPU time of the process tree (wall time agreeing)", "wall": "wall time of the process",
+                "metric": "the benchmark's metric"}.get(d.statistic, d.statistic)
+        if self.redone:
+            why = "; ".join(f"pair {r.attempt}: {r.reason}" for r in self.redone[:5])
+            text += f"; {len(self.redone)} pair(s) re-measured ({why}{'; ...' if len(self.redone) > 5 else ''})"
+        return text
 
 
 class OutputMismatch(Exception):
@@ -73,17 +98,47 @@ def expected_lines(spec: TargetSpec, output: str) -> list[str]:
     return [ln for ln in output.splitlines() if any(p.search(ln) for p in patterns)]
 
 
+def extra_looks(spec: TargetSpec, looks: list[int]) -> list[int]:
+    """The confirmation looks a promising candidate may go on to (spec's, else 2x and 3x the last)."""
+    return list(spec.decide.extra_looks) if spec.decide.extra_looks is not None else stats.default_extra(looks)
+
+
+MAX_REDO_SHARE = 0.25  # at most this share of a decision's pairs is measured again for contention
+REMEASURE = True  # re-measure pairs whose runs met very different contention (see README: the evidence)
+PRESSURE_GAP = 0.3  # difference in the share of a run's time the host was CPU-pressured (PSI "some")
+
+
+def contended(a: Sample, b: Sample) -> str | None:
+    """Why a pair cannot be compared fairly: one of its runs was hindered much more than the other.
+    The harness's own view of it: host CPU pressure (PSI) while each run lasted, and how often each
+    was preempted. Uniform load hits both runs of a pair alike and is left to the interval."""
+    if not REMEASURE:
+        return None
+    sa, sb = a.stall_s / max(a.wall_s, 1e-9), b.stall_s / max(b.wall_s, 1e-9)
+    if abs(sa - sb) > PRESSURE_GAP:
+        return f"host CPU pressure {sa:.0%} in A's run vs {sb:.0%} in B's"
+    return None
+
+
 def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: float,
-            expected: list[str] | None = None, on_pair=None) -> Measurement:
+            expected: list[str] | None = None, on_pair=None, extra: list[int] | None = None) -> Measurement:
     """Interleaved pairs of fresh processes; raises SampleError or OutputMismatch from arm B.
+
+    The decision is on the metric when the spec has one, else on the process's time: CPU time of the
+    process tree for single-threaded CPU-bound arms (wall time as a guard), wall time otherwise
+    (tools.stats.process_judge). Pairs whose two runs met very different contention are measured again
+    (`contended`), at most MAX_REDO_SHARE of the budget; `extra` looks go on only for a promising B.
 
     A bench command with `{seed}` gets a fresh seed per pair (the same for both arms), and B's
     checked lines must equal A's of the same pair: a held-out input on every pair, so output
     hard-coded for one input cannot pass. Without `{seed}` they must equal the baseline's.
     Outputs are checked only when `expected` is given (candidates; not A/A or reference runs)."""
-    metric, samples_a, samples_b = spec.bench.metric, [], []
+    metric = spec.bench.metric
     seeded = "{seed}" in spec.bench.cmd
-    seeds = [new_seed() for _ in range(max(looks))]
+    extra = extra_looks(spec, looks) if extra is None else extra
+    budget = stats.family(looks, extra)[-1]
+    max_redo = int(budget * MAX_REDO_SHARE)
+    seeds = [new_seed() for _ in range(budget + max_redo)]
     lines: dict[tuple[str, int], list[str]] = {}  # (arm, round) -> checked lines
     counts: dict[tuple[str, int], int] = {}  # (arm, round) -> how often the metric's pattern matched
 
@@ -100,8 +155,8 @@ def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: f
             detail += "; the candidate prints the same checked lines whatever the seed: hard-coded output?"
         raise OutputMismatch(detail)
 
-    def sample(arm: Arm, name: str, store: list[Sample]):
-        def one(round_: int) -> float:
+    def sample(arm: Arm, name: str):
+        def one(round_: int) -> Sample:
             cmd = with_seed(arm.cmd or spec.bench.cmd, seeds[round_])
             s, output = run_sample(cmd, arm.worktree, metric=metric, timeout=spec.bench.timeout,
                                    arm=name, round=round_, sandbox=BENCH_SANDBOX, pin_cpu=spec.decide.pin_cpu)
@@ -110,16 +165,38 @@ def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: f
                 counts[(name, round_)] = len(re.findall(metric.regex, output, re.MULTILINE))
             if expected is not None:
                 check(round_)
-            store.append(s)
-            return s.value
+            return s
         return one
 
+    kw = {"min_effect": min_effect, "alpha": spec.decide.alpha, "looks": looks, "extra": extra}
+    if metric is None:
+        judge = stats.process_judge(**kw)  # type: ignore[arg-type]
+    else:
+        def judge(pairs: list[tuple[Sample, Sample]]) -> stats.Decision | None:
+            ratios = stats.speedups([p[0].value for p in pairs], [p[1].value for p in pairs], metric.better)
+            d = stats.decide(ratios, **kw)  # type: ignore[arg-type]
+            return d and stats.Decision(d.verdict, d.speedup, d.ci, d.pairs, d.looks, "metric")
+
+    redone: list[stats.Redo[Sample]] = []
     with lease.exclusive():
-        decision, _ = stats.interleaved(
-            sample(a, "a", samples_a), sample(b, "b", samples_b),
-            better=metric.better if metric else "lower", min_effect=min_effect, alpha=spec.decide.alpha,
-            looks=looks, order="abba", on_pair=on_pair)
-    return Measurement(decision, samples_a, samples_b)
+        pause_while_saturated()
+        decision, pairs = stats.interleaved(
+            sample(a, "a"), sample(b, "b"), better=metric.better if metric else "lower", order="abba",
+            on_pair=on_pair and (lambda i, x, y: on_pair(i, x.value, y.value)), judge=judge,
+            contended=contended, max_redo=max_redo, on_redo=redone.append, **kw)  # type: ignore[arg-type]
+    return Measurement(decision, [p[0] for p in pairs], [p[1] for p in pairs], redone)
+
+
+def calibration(spec: TargetSpec, m: Measurement, min_effect: float) -> stats.Calibration:
+    """What an A/A measurement (the baseline against itself) says, on the statistic that decided it."""
+    d = m.decision
+    if d.statistic in ("cpu", "wall"):
+        ratios = m.ratios(d.statistic)
+    else:
+        ratios = stats.speedups([s.value for s in m.a], [s.value for s in m.b], spec.bench.better)
+    looks = list(spec.decide.looks)
+    return stats.calibrate(ratios, min_effect=min_effect, alpha=spec.decide.alpha, looks=looks,
+                           extra=extra_looks(spec, looks))
 
 
 def _seed_blind(spec: TargetSpec, a: Arm, b: Arm, b_lines: list[str], a_lines: list[str]) -> bool:
@@ -185,7 +262,7 @@ def _verify(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, *, min_effect: f
     except OutputMismatch as e:
         return Outcome("rejected", "output-mismatch", str(e))
     except SampleError as e:
-        reason = {"metric-missing": "metric-missing", "timeout": "timeout"}.get(e.kind, "crashed")
+        reason = {"metric-missing": "metric-missing", "timeout": "timeout", "stray": "guard-metric"}.get(e.kind, "crashed")
         return Outcome("rejected", reason, f"benchmark {e}\n{_tail(e.output_tail)}")
     return judge(spec, repo, best, cand, m, min_effect)
 
@@ -236,16 +313,18 @@ def _best_tests(spec: TargetSpec, best: Arm) -> sh.Result:
 
 def judge(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, m: Measurement, min_effect: float) -> Outcome:
     d = m.decision
-    samples = [s.model_dump() for s in m.a + m.b]
-    base = dict(speedup=d.speedup, ci=d.ci, pairs=d.pairs, value=m.mean("b"), samples=samples)
+    base = dict(speedup=d.speedup, ci=d.ci, pairs=d.pairs, value=m.mean("b"), samples=m.samples(),
+                statistic=d.statistic, remeasured=len(m.redone))
     flags = hack_flags(spec, repo, best, cand, m)
+    how = f"decided on {m.how()}"
     if d.verdict != "better":
         reason = {"worse": "slower", "same": "not-significant"}.get(d.verdict, "not-significant")
-        detail = f"{d.verdict}: speedup {d.speedup:.3f} [{d.ci[0]:.3f}, {d.ci[1]:.3f}] after {d.pairs} pairs"
+        detail = f"{d.verdict}: speedup {d.speedup:.3f} [{d.ci[0]:.3f}, {d.ci[1]:.3f}] after {d.pairs} pairs; {how}"
         return Outcome("rejected", reason, detail, flags=flags, **base)
     if problem := guard_metrics(spec, m):
         return Outcome("rejected", "guard-metric", problem, flags=flags, **base)
-    return Outcome("accepted", "faster", f"speedup {d.speedup:.3f} [{d.ci[0]:.3f}, {d.ci[1]:.3f}]", flags=flags, **base)
+    return Outcome("accepted", "faster", f"speedup {d.speedup:.3f} [{d.ci[0]:.3f}, {d.ci[1]:.3f}] after {d.pairs} "
+                   f"pairs; {how}", flags=flags, **base)
 
 
 def _ratio(m: Measurement, attr: str) -> float:
@@ -260,30 +339,40 @@ def guard_metrics(spec: TargetSpec, m: Measurement) -> str | None:
         ratio = _ratio(m, "max_rss_kb" if g.name == "peak_rss" else "cpu_s")
         if ratio > 1 + g.max_regression:
             return f"{g.name} grew {ratio - 1:+.1%} (allowed {g.max_regression:.0%})"
-    if spec.bench.metric is not None and (moved := _moved_work(m)):
+    if spec.bench.metric is not None and (moved := moved_work(m, spec.decide.alpha)):
         return moved
     return None
 
 
-CPU_BOUND_SHARE = 0.5  # CPU time over wall time from which a process counts as CPU-bound
 MIN_TIMED_SHARE = 0.05  # assumed least share of the benchmark process that its metric times
 
 
-def _moved_work(m: Measurement) -> str | None:
-    """The metric is the program's own timing of its timed region. A real S-fold win there shortens
-    the whole process by at least 1 / (1 - f + f/S) when the region is a share f of the run; if the
-    process is not even that much faster in wall or CPU time, the work moved out of the timed region
-    (into a warm-up, an import, a background thread) rather than going away. Small claimed wins are
-    left alone: noise would reject genuine ones."""
-    claimed = m.decision.speedup
-    if claimed < 1.5:
+def process_statistic(m: Measurement) -> str:
+    """How the harness times the process: CPU time when both arms are single-threaded and CPU-bound
+    (steady under load; judged by stats.cpu_bound, which holds on a busy host too), else wall time."""
+    return "cpu" if stats.cpu_bound(m.a) and stats.cpu_bound(m.b) else "wall"
+
+
+def moved_work(m: Measurement, alpha: float, share: float = MIN_TIMED_SHARE) -> str | None:
+    """The metric is the program's own timing of its timed region; the harness times the whole
+    process. A real S-fold win in a region that is a share f of the run shortens the process at least
+    1 / (1 - f + f/S)-fold. Both sides are intervals at level 1 - alpha: if even the upper end of the
+    process's speedup stays below what the lower end of the metric's claim implies, the metric was
+    talked up (a clock that runs slow, a number printed before the work was done, work moved into an
+    import, a warm-up or a child) rather than the work made faster. A genuine win passes unless its
+    interval misses the truth (probability <= alpha/2), whatever the load on the host."""
+    claimed = m.decision.ci[0]
+    if claimed <= 1:
         return None
-    wall, cpu = 1 / _ratio(m, "wall_s"), 1 / _ratio(m, "cpu_s")
-    least = 1 / (1 - MIN_TIMED_SHARE + MIN_TIMED_SHARE / claimed)
-    if max(wall, cpu) >= least:
+    stat = process_statistic(m)
+    point, _, hi = stats.geomean_interval(m.ratios(stat), 1 - alpha)
+    least = 1 / (1 - share + share / claimed)
+    if hi >= least:
         return None
-    return (f"the metric improved {claimed:.2f}x but the benchmark process only {wall:.2f}x in wall time and "
-            f"{cpu:.2f}x in CPU time (a real win would give at least {least:.2f}x): work moved out of the timed region?")
+    what = "CPU time of the process tree" if stat == "cpu" else "wall time"
+    return (f"the metric claims at least {claimed:.2f}x, but the benchmark process, timed by the harness, only "
+            f"{point:.3f}x in {what} (at most {hi:.3f}x at {1 - alpha:.0%}); a real win would give at least "
+            f"{least:.3f}x: work moved out of the timed region, or a clock that does not tell the time?")
 
 
 def hack_flags(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, m: Measurement) -> list[str]:
@@ -294,8 +383,8 @@ def hack_flags(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, m: Measuremen
         flags.append(f"implausible: {speedup:.1f}x from a {size}-line diff (over {spec.guard.max_plausible_speedup:g}x)")
     cpu = _ratio(m, "cpu_s")
     # only a CPU-bound baseline says anything here: a sleeping or waiting process has CPU time as noise
-    cpu_bound = sum(a.cpu_s for a in m.a) >= CPU_BOUND_SHARE * sum(a.wall_s for a in m.a)
-    if speedup > 1.1 and cpu >= 1.0 and cpu_bound:
+    # (stats.cpu_bound also recognises one that a busy host kept from getting a whole core)
+    if speedup > 1.1 and cpu >= 1.0 and stats.cpu_bound(m.a):
         flags.append(f"metric {speedup:.2f}x better but the process's CPU time did not drop ({cpu:.2f}x): "
                      "threads, or work moved where the metric does not see it?")
     added = [ln[1:].strip() for ln in gitops.diff_text(repo, best.commit, cand.commit).splitlines()

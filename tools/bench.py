@@ -47,12 +47,34 @@ class Sample(BaseModel):
     exit_code: int
     timed_out: bool
     started_at: float  # time.time() when the process was started
+    vcsw: int = Field(0, ge=0)  # voluntary context switches of the process tree
+    ivcsw: int = Field(0, ge=0)  # involuntary ones: it was preempted (contention)
+    stall_s: float = Field(0.0, ge=0)  # host CPU pressure (PSI "some") accumulated while it ran
+
+
+# The metric line counts only once the benchmark and every process it started have exited. In the
+# sandbox the command runs under this shell as pid 1 of its own pid namespace: the shell waits for it
+# (reaping orphans on the way, so their CPU time is counted), then any process still alive in the
+# namespace (not a zombie) means work was left running after the exit: exit STRAY_EXIT, and the
+# namespace dies with the shell. Without bubblewrap there is no private /proc to look at: not checked.
+STRAY_EXIT = 218
+_REAPER = (
+    '"$@"; rc=$?\n'
+    "for p in /proc/[0-9]*; do\n"
+    '  [ "${p#/proc/}" = 1 ] && continue\n'
+    '  read -r s < "$p/stat" 2>/dev/null || continue\n'
+    '  case "${s##*) }" in Z*) continue ;; esac\n'
+    f"  exit {STRAY_EXIT}\n"
+    "done\n"
+    "exit $rc\n"
+)
 
 
 class SampleError(Exception):
     """A sample that produced no usable value; `kind` is what the verifier turns into a reason code."""
 
-    def __init__(self, kind: Literal["crashed", "timeout", "metric-missing"], message: str, output_tail: str = ""):
+    def __init__(self, kind: Literal["crashed", "timeout", "metric-missing", "stray"], message: str,
+                 output_tail: str = ""):
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.output_tail = output_tail
@@ -74,11 +96,20 @@ def run_sample(
     argv = shlex.split(cmd) if _PLAIN.fullmatch(cmd) else ["/bin/sh", "-c", cmd]
     if pin_cpu is not None:
         argv = ["taskset", "-c", str(pin_cpu), *argv]
+    reaped = sandbox is not None and sh.bwrap_available()
+    if reaped:  # pid 1 of the sandbox's pid namespace: waits for the command, then looks for leftovers
+        argv = ["/bin/sh", "-c", _REAPER, "reaper", *argv]
     started = time.time()
+    stall = cpu_stall_total()
     res = sh.run(argv, Path(cwd), timeout, env=env, sandbox=sandbox)
+    stall = max(0.0, cpu_stall_total() - stall)
     output = res.output
     if res.timed_out:
         raise SampleError("timeout", f"no result after {timeout:g}s: {cmd}", res.tail())
+    if reaped and res.returncode == STRAY_EXIT:
+        raise SampleError("stray", "the benchmark exited while processes it started were still running; its "
+                          "output is not accepted before all of them have finished (work left to a child?)",
+                          res.tail())
     if res.returncode != 0:
         raise SampleError("crashed", f"exit code {res.returncode}: {cmd}", res.tail())
     if metric is None:
@@ -91,8 +122,50 @@ def run_sample(
     sample = Sample(
         arm=arm, round=round, value=value, wall_s=res.wall_s, cpu_s=res.cpu_s,  # type: ignore[arg-type]
         max_rss_kb=res.max_rss_kb, exit_code=res.returncode, timed_out=res.timed_out, started_at=started,
+        vcsw=res.vcsw, ivcsw=res.ivcsw, stall_s=stall,
     )
     return sample, output
+
+
+PSI_CPU = Path("/proc/pressure/cpu")
+
+
+def cpu_stall_total() -> float:
+    """Seconds, since boot, during which some runnable task on this host waited for a CPU (Linux PSI
+    "some" line); 0 where PSI is missing. The difference over a sample is how contended it ran."""
+    try:
+        for line in PSI_CPU.read_text().splitlines():
+            if line.startswith("some "):
+                return int(line.rsplit("total=", 1)[1]) / 1e6
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+def cpu_pressure() -> float:
+    """Share of the last 10 s during which some task waited for a CPU (PSI "some avg10"), 0..1."""
+    try:
+        for line in PSI_CPU.read_text().splitlines():
+            if line.startswith("some "):
+                return float(line.split("avg10=", 1)[1].split()[0]) / 100
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+SATURATED = 0.9  # PSI "some avg10" from which the host counts as saturated
+PAUSE_MAX_S = 0.0  # longest wait for a saturated host to calm down before a measurement (0: no pause)
+
+
+def pause_while_saturated(limit: float | None = None) -> float:
+    """Wait (at most `limit` s, default PAUSE_MAX_S) while the host's CPU pressure says it is saturated;
+    returns the seconds waited. Off by default: see README, the evidence did not show it helping."""
+    budget = PAUSE_MAX_S if limit is None else limit
+    waited = 0.0
+    while waited < budget and cpu_pressure() >= SATURATED:
+        time.sleep(0.5)
+        waited += 0.5
+    return waited
 
 
 def metric_value(output: str, metric: Metric) -> float:
