@@ -80,6 +80,9 @@ class Guard(Strict):
     protected: list[str] = Field(default_factory=lambda: ["optimize.toml"], description="Globs the model may not change.")
     metrics: list[GuardMetric] = Field(default_factory=list)
     max_plausible_speedup: float = Field(10.0, description="Larger wins from small diffs are flagged as suspicious.")
+    editable_config: list[str] = Field(default_factory=list, description=(
+        "Runner and build configuration the model may change (frozen by default), e.g. ['Cargo.toml'] to let "
+        "it tune release profiles. The frozen files are derived from the test and build commands."))
 
 
 class Profile(Strict):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.target import EVALUATOR_FILES, Target
+from agent.target import Target, protected_globs
 from tools import gitops
 
 OUTPUT_LIMIT = 12_000
@@ -75,7 +75,7 @@ class Toolbox:
     protected_attempts: list[str] = field(default_factory=list)  # refused writes; any one rejects the attempt
 
     def __post_init__(self) -> None:
-        self.protected = list(dict.fromkeys([*self.protected, *EVALUATOR_FILES]))
+        self.protected = list(dict.fromkeys([*self.protected, *protected_globs(self.target.spec)]))
 
     @property
     def root(self) -> Path:

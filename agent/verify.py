@@ -13,14 +13,17 @@ import math
 import os
 import re
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from agent import lease
+from agent import target as targets
 from agent.config import TargetSpec
 from agent.target import BENCH_SANDBOX, Target, failure, new_seed, passed_tests, protected_globs, with_seed
-from tools import gitops, sh, stats
-from tools.bench import Sample, SampleError, pause_while_saturated, run_sample
+from tools import gitops, sh, stats, testreport
+from tools.bench import Sample, SampleError, pause_while_saturated, probe_sample, run_sample
 
 # Added lines that keep results around: memoisation, on-disk stores, files opened for writing.
 CACHE_HINTS = re.compile(
@@ -60,6 +63,7 @@ class Measurement:
     a: list[Sample]
     b: list[Sample]
     redone: list[stats.Redo[Sample]] = field(default_factory=list)  # pairs measured again, and why
+    timed_share: float = 0.05  # least share of the process the metric times (verify.MIN_TIMED_SHARE by default)
 
     def mean(self, arm: str) -> float:
         values = [s.value for s in (self.a if arm == "a" else self.b)]
@@ -121,13 +125,17 @@ def contended(a: Sample, b: Sample) -> str | None:
 
 
 def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: float,
-            expected: list[str] | None = None, on_pair=None, extra: list[int] | None = None) -> Measurement:
+            expected: list[str] | None = None, on_pair=None, extra: list[int] | None = None,
+            share: float | None = None) -> Measurement:
     """Interleaved pairs of fresh processes; raises SampleError or OutputMismatch from arm B.
 
     The decision is on the metric when the spec has one, else on the process's time: CPU time of the
     process tree for single-threaded CPU-bound arms (wall time as a guard), wall time otherwise
     (tools.stats.process_judge). Pairs whose two runs met very different contention are measured again
     (`contended`), at most MAX_REDO_SHARE of the budget; `extra` looks go on only for a promising B.
+    With `share` (the least share of the run the metric times), a metric's "better" waits, look by look,
+    until the harness's own timing of the process either agrees or shows the claim cannot be real
+    (`moved_check`); still open at the last look, the metric's verdict stands.
 
     A bench command with `{seed}` gets a fresh seed per pair (the same for both arms), and B's
     checked lines must equal A's of the same pair: a held-out input on every pair, so output
@@ -175,16 +183,22 @@ def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: f
         def judge(pairs: list[tuple[Sample, Sample]]) -> stats.Decision | None:
             ratios = stats.speedups([p[0].value for p in pairs], [p[1].value for p in pairs], metric.better)
             d = stats.decide(ratios, **kw)  # type: ignore[arg-type]
+            if (d and d.verdict == "better" and share is not None and len(pairs) < budget
+                    and moved_check(pairs, d.ci[0], spec.decide.alpha, share)[0] == "open"):
+                return None  # the process's own timing cannot tell yet: measure on
             return d and stats.Decision(d.verdict, d.speedup, d.ci, d.pairs, d.looks, "metric")
 
     redone: list[stats.Redo[Sample]] = []
     with lease.exclusive():
+        for arm in {a.worktree, b.worktree}:  # a measured worktree is frozen: refuse if anything wrote into it
+            targets.check_measured(arm)
         pause_while_saturated()
         decision, pairs = stats.interleaved(
             sample(a, "a"), sample(b, "b"), better=metric.better if metric else "lower", order="abba",
             on_pair=on_pair and (lambda i, x, y: on_pair(i, x.value, y.value)), judge=judge,
             contended=contended, max_redo=max_redo, on_redo=redone.append, **kw)  # type: ignore[arg-type]
-    return Measurement(decision, [p[0] for p in pairs], [p[1] for p in pairs], redone)
+    return Measurement(decision, [p[0] for p in pairs], [p[1] for p in pairs], redone,
+                       MIN_TIMED_SHARE if share is None else share)
 
 
 def calibration(spec: TargetSpec, m: Measurement, min_effect: float) -> stats.Calibration:
@@ -229,7 +243,7 @@ def verify(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, *, min_effect: fl
 
 def _verify(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, *, min_effect: float, expected: list[str],
             protected_attempts: list[str], logs: Path) -> Outcome:
-    protected = protected_globs(spec)
+    protected = protected_globs(spec, _best_tests(spec, best).report)  # the runner's config as the best's run read it
     touched = [p for p in gitops.changed_paths(repo, best.commit, cand.commit) if gitops.matches(p, protected)]
     if touched or protected_attempts:
         return Outcome("rejected", "protected-path", "changed or tried to write: "
@@ -245,20 +259,17 @@ def _verify(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, *, min_effect: f
     if build is not None:
         (logs / "build.log").write_text(build.output)
         if bad := failure(build, "build-failed"):
-            return Outcome("rejected", bad[0], f"build {bad[1]}\n{_tail(build.output)}")
+            return Outcome("rejected", bad[0], f"build {bad[1]}\n{testreport.clean_tail(build.output)}")
     after_build = _untracked(cand.worktree)
     seed = new_seed()
-    tests = target.test(seed)
-    (logs / "test.log").write_text(f"$ {tests.cmd}\n{tests.output}")
-    if bad := failure(tests, "tests-failed"):
-        return Outcome("rejected", bad[0], f"tests (seed {seed}) {bad[1]}\n{_tail(tests.output)}")
-    want, got = passed_tests(_best_tests(spec, best).output), passed_tests(tests.output)
-    if want is not None and (got or 0) < want:
-        return Outcome("rejected", "tests-failed", f"only {got or 0} tests passed (seed {seed}); the current best "
-                       f"passes {want}: tests skipped, deselected or removed?\n{_tail(tests.output)}")
+    tests, report = target.test_run(seed)
+    (logs / "test.log").write_text(f"$ {tests.cmd}\n{tests.output}\n--- test report: {report.summary()}\n")
+    if bad := test_gate(spec, best, tests, report, seed):
+        return Outcome("rejected", *bad)
     _undo_test_writes(cand.worktree, after_build)  # nothing the tests wrote may reach the benchmark
     try:
-        m = measure(spec, best, cand, looks=spec.decide.looks, min_effect=min_effect, expected=expected)
+        share = timed_share(spec, best)
+        m = measure(spec, best, cand, looks=spec.decide.looks, min_effect=min_effect, expected=expected, share=share)
     except OutputMismatch as e:
         return Outcome("rejected", "output-mismatch", str(e))
     except SampleError as e:
@@ -293,22 +304,63 @@ def _untracked(worktree: Path) -> set[str]:
 
 def _undo_test_writes(worktree: Path, keep: set[str]) -> None:
     """Delete files the tests created and put tracked files back as committed."""
-    subprocess.run(["git", "checkout", "--", "."], cwd=worktree, capture_output=True)
+    subprocess.run(["git", *gitops.SAFE_ARGS, "checkout", "--", "."], cwd=worktree, capture_output=True)  # no hooks
     for rel in _untracked(worktree) - keep:
         (worktree / rel).unlink(missing_ok=True)
 
 
-_best_runs: dict[tuple[str, str], sh.Result] = {}
+class TestRun(NamedTuple):
+    result: sh.Result
+    report: testreport.Report
 
 
-def _best_tests(spec: TargetSpec, best: Arm) -> sh.Result:
-    """The test run of the current best (once per best): how many tests a candidate must pass too."""
-    key = (str(best.worktree), best.commit)
-    if key not in _best_runs:
-        before = _untracked(best.worktree)
-        _best_runs[key] = Target(spec, best.worktree).test(new_seed())
-        _undo_test_writes(best.worktree, before)
-    return _best_runs[key]
+_best_runs: dict[tuple[str, str, int | None], TestRun] = {}
+_best_lock = threading.Lock()  # lanes verifying against one best share its test run
+
+
+def _best_tests(spec: TargetSpec, best: Arm, seed: int | None = None) -> TestRun:
+    """The test run of the current best (once per best, or per seed when asked): the tests a
+    candidate must pass too, by identity, and the runner's configuration as that run read it."""
+    key = (str(best.worktree), best.commit, seed)
+    with _best_lock:
+        if key not in _best_runs:
+            before = _untracked(best.worktree)
+            _best_runs[key] = TestRun(*Target(spec, best.worktree).test_run(new_seed() if seed is None else seed))
+            _undo_test_writes(best.worktree, before)
+        return _best_runs[key]
+
+
+def test_gate(spec: TargetSpec, best: Arm, tests: sh.Result, report: testreport.Report,
+              seed: int) -> tuple[str, str] | None:
+    """(reason, detail) when the candidate's tests do not hold, else None. Every test that passes on the
+    current best must be collected and pass again: none may disappear, be deselected or skipped, and new
+    tests do not make up for one. Failures are named with their first line, from the runner's report."""
+    seeded = "{seed}" in spec.test.cmd
+    on = f" (seed {seed})" if seeded else ""
+    if bad := failure(tests, "tests-failed"):
+        if bad[0] == "tests-failed" and report.failing:
+            return bad[0], (f"tests{on} {bad[1]}; {len(report.failing)} failed:\n{testreport.describe(report.failing)}"
+                            f"\n--- output tail ---\n{testreport.clean_tail(tests.output, 15)}")
+        return bad[0], f"tests{on} {bad[1]}\n{testreport.clean_tail(tests.output)}"
+    ref = _best_tests(spec, best)
+    if not ref.report.cases:  # a runner that reports no tests: counts from its summary line, a weak gate
+        want, got = passed_tests(ref.result.output), passed_tests(tests.output)
+        if want is not None and (got or 0) < want:
+            return "tests-failed", (f"only {got or 0} tests passed{on}; the current best passes {want}: tests skipped, "
+                                    f"deselected or removed?\n{testreport.clean_tail(tests.output)}")
+        return None
+    missing = testreport.required_missing(ref.report, report)
+    if missing and seeded:  # test ids may depend on the seed: compare with the best on the same seed
+        ref = _best_tests(spec, best, seed)
+        missing = testreport.required_missing(ref.report, report)
+    if missing:
+        what = "the test run reported no tests at all" if not report.cases else "skipped, deselected or removed?"
+        return "tests-failed", (f"{len(missing)} of the {len(ref.report.passed)} tests that pass on the current best "
+                                f"did not pass{on} ({what}; new tests do not count):\n{testreport.describe(missing)}")
+    if extra := sorted(set(report.plugins) - set(ref.report.plugins)):
+        return "tests-failed", ("the test runner loaded plugins from the code under test, which can rewrite "
+                                f"test outcomes: {', '.join(extra)}")
+    return None
 
 
 def judge(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, m: Measurement, min_effect: float) -> Outcome:
@@ -339,18 +391,66 @@ def guard_metrics(spec: TargetSpec, m: Measurement) -> str | None:
         ratio = _ratio(m, "max_rss_kb" if g.name == "peak_rss" else "cpu_s")
         if ratio > 1 + g.max_regression:
             return f"{g.name} grew {ratio - 1:+.1%} (allowed {g.max_regression:.0%})"
-    if spec.bench.metric is not None and (moved := moved_work(m, spec.decide.alpha)):
+    if spec.bench.metric is not None and (moved := moved_work(m, spec.decide.alpha, m.timed_share)):
         return moved
     return None
 
 
-MIN_TIMED_SHARE = 0.05  # assumed least share of the benchmark process that its metric times
+MIN_TIMED_SHARE = 0.05  # least share of the benchmark process that its metric is assumed to time
+PROBES = 3  # runs of the best frozen once each, at 1/4, 1/2 and 3/4 of its run time
+_shares: dict[tuple[str, str], float] = {}
+_shares_lock = threading.Lock()
+
+
+def timed_share(spec: TargetSpec, best: Arm) -> float:
+    """A conservative lower bound on the share of the best's benchmark process that its metric times,
+    by the harness's clock: a run frozen for `pause` s (3x its run time) inside the timed region reports
+    a metric worse by the factor r = 1 + pause/D, so D = pause/(r - 1); frozen outside, it barely moves.
+    Half the least such D over the median run time, within [MIN_TIMED_SHARE, 0.9]; MIN_TIMED_SHARE when no
+    probe landed in the region (or the spec has no metric). Once per best."""
+    metric = spec.bench.metric
+    if metric is None:
+        return 1.0
+    key = (str(best.worktree), best.commit)
+    with _shares_lock:
+        if key in _shares:
+            return _shares[key]
+    cmd = with_seed(best.cmd or spec.bench.cmd, new_seed())
+    try:
+        plain = [run_sample(cmd, best.worktree, metric=metric, timeout=spec.bench.timeout, arm="a", round=0,
+                            sandbox=BENCH_SANDBOX)[0] for _ in range(3)]
+        wall = sorted(s.wall_s for s in plain)[1]
+        value = sorted(s.value for s in plain)[1]
+        pause = 3 * wall
+        spans = []
+        for j in range(1, PROBES + 1):
+            got = probe_sample(cmd, best.worktree, metric=metric, timeout=spec.bench.timeout, at=j * wall / (PROBES + 1),
+                               pause=pause, sandbox=BENCH_SANDBOX)
+            r = value / got if metric.better == "higher" else got / value
+            if r > 1 + pause / wall / 2:  # well beyond run-to-run noise: the freeze was timed
+                spans.append(pause / (r - 1))
+    except SampleError:
+        spans, wall = [], 1.0
+    share = min(0.9, max(MIN_TIMED_SHARE, min(spans) / 2 / wall)) if spans else MIN_TIMED_SHARE
+    with _shares_lock:
+        _shares[key] = share
+    return share
 
 
 def process_statistic(m: Measurement) -> str:
     """How the harness times the process: CPU time when both arms are single-threaded and CPU-bound
     (steady under load; judged by stats.cpu_bound, which holds on a busy host too), else wall time."""
     return "cpu" if stats.cpu_bound(m.a) and stats.cpu_bound(m.b) else "wall"
+
+
+def moved_check(pairs: list[tuple[Sample, Sample]], claimed: float, alpha: float, share: float) -> tuple[str, float, float, float]:
+    """("moved" | "consistent" | "open", process speedup, its upper bound, the least a real win gives)
+    for a metric claiming at least `claimed`, on the process statistic of `process_statistic`."""
+    m = Measurement(stats.Decision("better", claimed, (claimed, claimed), len(pairs), 1), [p[0] for p in pairs],
+                    [p[1] for p in pairs])
+    point, lo, hi = stats.geomean_interval(m.ratios(process_statistic(m)), 1 - alpha)
+    least = 1 / (1 - share + share / claimed)
+    return ("moved" if hi < least else "consistent" if lo >= least else "open"), point, hi, least
 
 
 def moved_work(m: Measurement, alpha: float, share: float = MIN_TIMED_SHARE) -> str | None:
@@ -362,17 +462,16 @@ def moved_work(m: Measurement, alpha: float, share: float = MIN_TIMED_SHARE) -> 
     import, a warm-up or a child) rather than the work made faster. A genuine win passes unless its
     interval misses the truth (probability <= alpha/2), whatever the load on the host."""
     claimed = m.decision.ci[0]
-    if claimed <= 1:
+    if claimed <= 1 or len(m.a) < 2:
         return None
-    stat = process_statistic(m)
-    point, _, hi = stats.geomean_interval(m.ratios(stat), 1 - alpha)
-    least = 1 / (1 - share + share / claimed)
-    if hi >= least:
+    verdict, point, hi, least = moved_check(list(zip(m.a, m.b, strict=True)), claimed, alpha, share)
+    if verdict != "moved":
         return None
-    what = "CPU time of the process tree" if stat == "cpu" else "wall time"
+    what = "CPU time of the process tree" if process_statistic(m) == "cpu" else "wall time"
     return (f"the metric claims at least {claimed:.2f}x, but the benchmark process, timed by the harness, only "
-            f"{point:.3f}x in {what} (at most {hi:.3f}x at {1 - alpha:.0%}); a real win would give at least "
-            f"{least:.3f}x: work moved out of the timed region, or a clock that does not tell the time?")
+            f"{point:.3f}x in {what} (at most {hi:.3f}x at {1 - alpha:.0%}); with the metric timing at least "
+            f"{share:.0%} of the run, a real win would give at least {least:.3f}x: work moved out of the timed "
+            "region, or a clock that does not tell the time?")
 
 
 def hack_flags(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, m: Measurement) -> list[str]:

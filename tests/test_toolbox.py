@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,8 @@ def box(tmp_path: Path) -> Toolbox:
     (wt / "tlink").symlink_to("tests")  # an in-repo symlink onto a protected folder
     subprocess.run(["git", "init", "-q"], cwd=wt, check=True)
     subprocess.run(["git", "add", "-A"], cwd=wt, check=True)
-    spec = parse_spec({"test": {"cmd": "echo seed={seed}; echo TOKEN=$OPENAI_API_KEY"},
+    # the tests run pytest, so pytest's configuration files are frozen as well as tests/**
+    spec = parse_spec({"test": {"cmd": f"echo seed={{seed}}; echo TOKEN=$OPENAI_API_KEY; {sys.executable} -m pytest --version"},
                        "bench": {"cmd": "echo 'rate: 5 op/s'", "metric": {"regex": r"rate: (\d+)"}}}, "t")
     return Toolbox(Target(spec, wt), ["tests/**"], lambda: "profile!", lambda out: "metric: ok")
 

@@ -85,10 +85,12 @@ def test_refused_write_rejects_even_an_unchanged_attempt(tmp_path: Path) -> None
     assert o.reason == "protected-path" and "escape.txt" in o.detail
 
 
-def test_evaluator_files_are_always_protected(tmp_path: Path) -> None:
-    repo, best = repo_with(tmp_path)
+def test_runner_configuration_is_protected(tmp_path: Path) -> None:
+    # the test command runs pytest, so every file pytest reads as configuration is frozen
+    repo, best = repo_with(tmp_path, {"test_prog.py": "import prog\n\n\ndef test_work():\n    assert prog.work(2) == 4\n"})
     cand = candidate(repo, best, {"sub/conftest.py": "collect_ignore_glob = ['*']\n"})
-    assert check(spec(), repo, best, cand).reason == "protected-path"
+    s = spec(test={"cmd": f"{PY} -m pytest -q -p no:cacheprovider test_prog.py", "timeout": 20})
+    assert check(s, repo, best, cand).reason == "protected-path"
 
 
 def test_no_change(tmp_path: Path) -> None:
