@@ -80,6 +80,7 @@ class Sandbox:
     network: bool = False
     readonly: bool = False
     caches: bool = False  # private writable copies of HOME_COPY (builds and tests; benchmarks need none)
+    throwaway: Path | None = None  # a copy of the worktree, shown at the worktree's path: writes go to the copy
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def sandbox_mode() -> str:
 def _bwrap_prefix(cwd: Path, sandbox: Sandbox, copies: dict[Path, Path]) -> list[str]:
     """bwrap arguments; later mounts win, so: system view, hidden folders, what comes back, the worktree."""
     home = _home()
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+    args = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
             "--size", str(TMP_SIZE), "--tmpfs", "/tmp"]
     for hidden in SYSTEM_HIDDEN:
         if Path(hidden).is_dir():
@@ -231,9 +232,13 @@ def _bwrap_prefix(cwd: Path, sandbox: Sandbox, copies: dict[Path, Path]) -> list
             args += ["--ro-bind", str(path), str(path)]
     args += [a for rel in HOME_MASKED if (home / rel).is_file() for a in ("--ro-bind", "/dev/null", str(home / rel))]
     for dest, copy in copies.items():
-        args += ["--bind", str(copy), str(dest)]
+        if dest != cwd:
+            args += ["--bind", str(copy), str(dest)]
     # Bound after the hidden folders so a worktree under /tmp or $HOME stays visible.
-    args += ["--ro-bind" if sandbox.readonly else "--bind", str(cwd), str(cwd)]
+    if cwd in copies:
+        args += ["--bind", str(copies[cwd]), str(cwd)]
+    else:
+        args += ["--ro-bind" if sandbox.readonly else "--bind", str(cwd), str(cwd)]
     for path in sandbox.writable:
         if path.exists() and path not in sandbox.hidden:
             args += ["--bind", str(path), str(path)]
@@ -248,6 +253,12 @@ def _bwrap_prefix(cwd: Path, sandbox: Sandbox, copies: dict[Path, Path]) -> list
     # between, both would be lost). --new-session: no TIOCSTI into the harness's terminal.
     return args + ["--unshare-pid", "--unshare-ipc", "--as-pid-1", "--new-session", "--die-with-parent",
                    "--chdir", str(cwd), "--"]
+
+
+def confine(argv: list[str], cwd: Path, sandbox: Sandbox) -> list[str]:
+    """`argv` wrapped in the sandbox, for a caller that streams the output itself (no copies, no limits);
+    unchanged where bubblewrap cannot run. Pass it `clean_env()` as its environment."""
+    return _bwrap_prefix(Path(cwd).resolve(), sandbox, {}) + argv if bwrap_available() else argv
 
 
 def _private_copies(scratch: Path) -> dict[Path, Path]:
@@ -330,10 +341,12 @@ def run(
     with contextlib.ExitStack() as stack:
         if sandboxed:
             assert sandbox is not None
-            copies = {}
+            copies: dict[Path, Path] = {}
             if sandbox.caches and home_view()[1]:
                 scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nightshift-cache-")))
                 copies = _private_copies(scratch)
+            if sandbox.throwaway is not None:
+                copies[Path(cwd).resolve()] = sandbox.throwaway
             argv = _bwrap_prefix(Path(cwd).resolve(), sandbox, copies) + argv
             env = {**env, "TMPDIR": "/tmp"}
         return _run(argv, shown, Path(cwd), timeout, env, sandbox if sandboxed else None, limits, cap)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.profile.stacks import Capture, Frame, allocation_lines, summarize, top_frames
+from tools.profile.timed import fresh
 from tools.profile.viewer import SETUP_HINT, render_html
 from tools.sh import clean_env
 
@@ -51,7 +52,9 @@ def profile_target(kind: str, cmd: str, cwd: Path, out_dir: Path, *, timeout: fl
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cap = _capture(kind, cmd, Path(cwd), out_dir, timeout, clean_env(env))
+    # The command is candidate code: it runs confined, writing only to raw/ (tools/profile/timed.py).
+    raw = fresh(out_dir / "raw")
+    cap = _capture(kind, cmd, Path(cwd), out_dir, raw, timeout, clean_env(env))
     flamegraph = alloc_graph = None
     if cap.collapsed:
         flamegraph = _render(cap.collapsed, out_dir / "flamegraph.html", f"CPU ({cap.profiler})", "none", cap)
@@ -67,21 +70,22 @@ def profile_target(kind: str, cmd: str, cwd: Path, out_dir: Path, *, timeout: fl
                          top_frames(cap.collapsed) if cap.collapsed else [], summary, cap.warnings)
 
 
-def _capture(kind: str, cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[str, str]) -> Capture:
+def _capture(kind: str, cmd: str, cwd: Path, out_dir: Path, raw: Path, timeout: float,
+             env: dict[str, str]) -> Capture:
     # Imported here so that one profiler's module cannot break the others.
     try:
         if kind == "py-spy":
             from tools.profile.pyspy import profile_python
 
-            return profile_python(cmd, cwd, out_dir, timeout, env)
+            return profile_python(cmd, cwd, out_dir, raw, timeout, env)
         if kind == "jfr":
             from tools.profile.jfr import profile_jvm
 
-            return profile_jvm(cmd, cwd, out_dir, timeout, env)
+            return profile_jvm(cmd, cwd, out_dir, raw, timeout, env)
         if kind in ("perf", "callgrind"):
             from tools.profile.native import profile_native
 
-            return profile_native(kind, cmd, cwd, out_dir, timeout, env)
+            return profile_native(kind, cmd, cwd, out_dir, raw, timeout, env)
         if kind == "none":
             return Capture("none")
         return Capture("none", warnings=[f"unknown profiler kind {kind!r} (expected one of {', '.join(KINDS)}): no profile"])

@@ -20,24 +20,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from tools import sh
 from tools.profile.stacks import Capture, Stacks, write_collapsed
-from tools.profile.timed import run_profiler
+from tools.profile.timed import fresh, run_profiler
 
 STACK_DEPTH = 96
 CHUNK = 1 << 20
 _EVENTS = re.compile(r'"events"\s*:\s*\[')
 
 
-def profile_jvm(cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[str, str]) -> Capture:
+def profile_jvm(cmd: str, cwd: Path, out_dir: Path, raw: Path, timeout: float, env: dict[str, str]) -> Capture:
     cap = Capture("jfr")
-    rec_dir = out_dir / "jfr"
-    rec_dir.mkdir(parents=True, exist_ok=True)
-    for old in rec_dir.glob("*.jfr"):
-        old.unlink()
+    rec_dir = fresh(raw / "jfr")
     flag = f"-XX:StartFlightRecording=filename={rec_dir}/,settings=profile,dumponexit=true"
     opts = " ".join(o for o in (env.get("JAVA_TOOL_OPTIONS", ""), flag) if o)
     cap.warnings += run_profiler(["/bin/sh", "-c", cmd], cwd, timeout, {**env, "JAVA_TOOL_OPTIONS": opts},
-                                 what="JVM command under JFR")
+                                 what="JVM command under JFR", raw=raw)
     recordings = sorted(rec_dir.glob("*.jfr"))
     if not recordings:
         cap.warnings.append("no JFR recording was written (no JVM started, or it was killed): no CPU profile")
@@ -49,7 +47,7 @@ def profile_jvm(cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[st
     cpu: Stacks = Counter()
     alloc: Stacks = Counter()
     for rec in recordings:
-        problem = _read_recording(jfr, rec, cpu, alloc, timeout)
+        problem = _read_recording(jfr, rec, cpu, alloc, timeout, raw)
         if problem:
             cap.warnings.append(problem)
     cap.collapsed = write_collapsed(cpu, out_dir / "cpu.collapsed.txt")
@@ -68,10 +66,12 @@ def _jfr_tool(env: dict[str, str]) -> str | None:
     return shutil.which("jfr", path=env.get("PATH"))
 
 
-def _read_recording(jfr: str, rec: Path, cpu: Stacks, alloc: Stacks, timeout: float) -> str | None:
+def _read_recording(jfr: str, rec: Path, cpu: Stacks, alloc: Stacks, timeout: float, raw: Path) -> str | None:
+    # The recording was written by the profiled program: parsed inside the sandbox too, output streamed out.
     argv = [jfr, "print", "--json", "--stack-depth", str(STACK_DEPTH),
             "--events", "jdk.ExecutionSample,jdk.ObjectAllocationSample", str(rec)]
-    env = {k: v for k, v in os.environ.items() if k != "JAVA_TOOL_OPTIONS"}
+    argv = sh.confine(argv, raw, sh.Sandbox(readonly=True, readable=(Path(jfr).resolve().parent,)))
+    env = {k: v for k, v in sh.clean_env().items() if k != "JAVA_TOOL_OPTIONS"}
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty stderr cannot stall the reader
         try:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True, env=env)

@@ -21,9 +21,9 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from tools import sh
 from tools.profile.stacks import Capture, Stacks, write_collapsed
-from tools.profile.timed import run_profiler
-from tools.sh import run
+from tools.profile.timed import fresh, run_profiler
 
 PERF_HZ = 199  # each DWARF sample carries an 8 KB stack copy: keep perf.data in the tens of MB
 FAULT_PERIOD = 4  # one sample per 4 page faults (16 KiB first touched): a GiB costs 64K samples
@@ -33,54 +33,59 @@ _OFFSET = re.compile(r"\+0x[0-9a-f]+$")
 
 @functools.cache
 def perf_permitted(perf: str) -> bool:
-    """A tiny recording tells what perf_event_paranoid, seccomp and the VM allow, better than reading them."""
+    """A tiny recording tells what perf_event_paranoid, seccomp and the VM allow, better than reading them;
+    made inside the sandbox, where the real recordings run (without the capabilities root has outside)."""
     with tempfile.TemporaryDirectory() as tmp:
         probe = [perf, "record", "-q", "-e", "cpu-clock", "-g", "-o", f"{tmp}/probe.data", "--", "true"]
-        res = run(probe, Path(tmp), 30)
+        res = sh.run(probe, Path(tmp), 30, sandbox=sh.Sandbox(readable=(Path(perf).resolve().parent,)))
         return res.ok and Path(tmp, "probe.data").exists()
 
 
-def profile_native(kind: str, cmd: str, cwd: Path, out_dir: Path, timeout: float,
+def profile_native(kind: str, cmd: str, cwd: Path, out_dir: Path, raw: Path, timeout: float,
                    env: dict[str, str]) -> Capture:
     if kind == "perf":
         perf = shutil.which("perf", path=env.get("PATH"))
         if perf and perf_permitted(perf):
-            return _perf(perf, cmd, cwd, out_dir, timeout, env)
+            return _perf(perf, cmd, cwd, out_dir, raw, timeout, env)
         reason = "perf missing" if perf is None else "perf events not permitted here"
-        cap = _callgrind(cmd, cwd, out_dir, timeout, env)
+        cap = _callgrind(cmd, cwd, out_dir, raw, timeout, env)
         cap.warnings.insert(0, f"{reason}: used callgrind instead (instruction counts, not time)")
         return cap
-    return _callgrind(cmd, cwd, out_dir, timeout, env)
+    return _callgrind(cmd, cwd, out_dir, raw, timeout, env)
 
 
-def _perf(perf: str, cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[str, str]) -> Capture:
+def _perf(perf: str, cmd: str, cwd: Path, out_dir: Path, raw: Path, timeout: float, env: dict[str, str]) -> Capture:
     cap = Capture("perf")
-    cap.collapsed = _perf_folded(perf, ["-e", "cpu-clock", "-F", str(PERF_HZ)], cmd, cwd, out_dir, "cpu",
+    cap.collapsed = _perf_folded(perf, ["-e", "cpu-clock", "-F", str(PERF_HZ)], cmd, cwd, out_dir, raw, "cpu",
                                  timeout, env, cap.warnings)
     if cap.collapsed is None:
         cap.warnings.append("perf recorded no samples (command too short?): no CPU profile")
-    cap.allocations = _perf_folded(perf, ["-e", "page-faults", "-c", str(FAULT_PERIOD)], cmd, cwd, out_dir,
+    cap.allocations = _perf_folded(perf, ["-e", "page-faults", "-c", str(FAULT_PERIOD)], cmd, cwd, out_dir, raw,
                                    "alloc", timeout, env, cap.warnings, weight=FAULT_PERIOD * PAGE)
     if cap.allocations is None:
         cap.warnings.append("perf recorded no page faults: no memory profile")
     return cap
 
 
-def _perf_folded(perf: str, event: list[str], cmd: str, cwd: Path, out_dir: Path, name: str, timeout: float,
-                 env: dict[str, str], warnings: list[str], weight: int = 1) -> Path | None:
+def _perf_folded(perf: str, event: list[str], cmd: str, cwd: Path, out_dir: Path, raw: Path, name: str,
+                 timeout: float, env: dict[str, str], warnings: list[str], weight: int = 1) -> Path | None:
     """One `perf record` of `event` with DWARF stacks -> `<name>.collapsed.txt` (sample count x weight)."""
-    data = out_dir / f"{name}.perf.data"
+    data = raw / f"{name}.perf.data"
     data.unlink(missing_ok=True)
     argv = [perf, "record", "-q", *event, "--call-graph", "dwarf", "-o", str(data), "--", "/bin/sh", "-c", cmd]
-    warnings += run_profiler(argv, cwd, timeout, env, what=f"perf record ({event[1]})")
-    if not data.exists():
+    warnings += run_profiler(argv, cwd, timeout, env, what=f"perf record ({event[1]})", raw=raw)
+    if not data.is_file():
         warnings.append(f"perf wrote no {event[1]} data")
         return None
     script = out_dir / f"{name}.perf.txt"
-    try:  # its output can be large: straight to a file, then folded line by line
+    # perf.data came from the profiled program: read inside the sandbox too, its output straight to a file
+    # of the harness's (it can be large), then folded line by line.
+    argv = sh.confine([perf, "script", "-i", str(data), "-F", "comm,ip,sym,dso"], cwd,
+                      sh.Sandbox(readonly=True, readable=(Path(perf).resolve().parent, raw)))
+    try:
         with script.open("w") as f:
-            res = subprocess.run([perf, "script", "-i", str(data), "-F", "comm,ip,sym,dso"], cwd=cwd,
-                                 stdout=f, stderr=subprocess.DEVNULL, timeout=timeout, check=False)
+            res = subprocess.run(argv, cwd=cwd, stdout=f, stderr=subprocess.DEVNULL, timeout=timeout, check=False,
+                                 env=sh.clean_env(env))
         if res.returncode != 0:
             warnings.append(f"perf script failed with code {res.returncode}; stacks may be partial")
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -128,40 +133,34 @@ def _perf_frame(text: str) -> str:
     return f"[{os.path.basename(dso)}]" if dso and dso != "[unknown]" else "[unknown]"
 
 
-def _callgrind(cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[str, str]) -> Capture:
+def _callgrind(cmd: str, cwd: Path, out_dir: Path, raw: Path, timeout: float, env: dict[str, str]) -> Capture:
     cap = Capture("callgrind")
     valgrind = shutil.which("valgrind", path=env.get("PATH"))
     if valgrind is None:
         cap.warnings.append("valgrind missing: no CPU profile")
         return cap
-    cg_dir = out_dir / "callgrind"
-    cg_dir.mkdir(parents=True, exist_ok=True)
-    for old in cg_dir.glob("callgrind.*"):
-        old.unlink()
+    cg_dir = fresh(raw / "callgrind")
     argv = [valgrind, "--tool=callgrind", "--trace-children=yes", "--quiet",
             f"--callgrind-out-file={cg_dir}/callgrind.%p.out", "/bin/sh", "-c", cmd]
-    cap.warnings += run_profiler(argv, cwd, timeout, env, what="valgrind callgrind")
+    cap.warnings += run_profiler(argv, cwd, timeout, env, what="valgrind callgrind", raw=raw)
     stacks: Stacks = Counter()
     for out in cg_dir.glob("callgrind.*.out"):
         stacks.update(callgrind_stacks(out))
     cap.collapsed = write_collapsed(stacks, out_dir / "cpu.collapsed.txt")
     if cap.collapsed is None:
         cap.warnings.append("callgrind wrote no usable data: no CPU profile")
-    cap.allocations = _massif(valgrind, cmd, cwd, out_dir, timeout, env, cap.warnings)
+    cap.allocations = _massif(valgrind, cmd, cwd, out_dir, raw, timeout, env, cap.warnings)
     return cap
 
 
-def _massif(valgrind: str, cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[str, str],
+def _massif(valgrind: str, cmd: str, cwd: Path, out_dir: Path, raw: Path, timeout: float, env: dict[str, str],
             warnings: list[str]) -> Path | None:
-    ms_dir = out_dir / "massif"
-    ms_dir.mkdir(parents=True, exist_ok=True)
-    for old in ms_dir.glob("massif.*"):
-        old.unlink()
+    ms_dir = fresh(raw / "massif")
     # Massif marks a peak only when memory later drops, so a program that only grows has a stale
     # "peak": every snapshot detailed, and the largest one read.
     argv = [valgrind, "--tool=massif", "--pages-as-heap=yes", "--detailed-freq=1", "--trace-children=yes", "--quiet",
             f"--massif-out-file={ms_dir}/massif.%p.out", "/bin/sh", "-c", cmd]
-    warnings += run_profiler(argv, cwd, timeout, env, what="valgrind massif")
+    warnings += run_profiler(argv, cwd, timeout, env, what="valgrind massif", raw=raw)
     stacks: Stacks = Counter()
     for out in ms_dir.glob("massif.*.out"):
         stacks.update(massif_stacks(out))

@@ -16,26 +16,28 @@ import os
 import re
 import shlex
 import shutil
+import stat
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 from tools.profile.stacks import Capture, Stacks, write_collapsed
-from tools.profile.timed import run_profiler
+from tools.profile.timed import fresh, run_profiler
 
 PYSITE = Path(__file__).parent / "pysite"
 RATE_HZ = 200
+MAX_SOURCE = 8 << 20  # larger "source files" named in an allocation dump are not read
 _PROCESS = re.compile(r'^process \d+:"[^"]*"$')
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 
 
-def profile_python(cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict[str, str]) -> Capture:
+def profile_python(cmd: str, cwd: Path, out_dir: Path, raw_dir: Path, timeout: float, env: dict[str, str]) -> Capture:
     cap = Capture("py-spy")
     exe = shutil.which("py-spy", path=env.get("PATH"))
     if exe is None:
         cap.warnings.append("py-spy missing: no CPU profile")
     else:
-        raw = out_dir / "py-spy.raw.txt"
+        raw = raw_dir / "py-spy.raw.txt"
         # A plain command is launched directly (py-spy samples it most reliably); shell syntax needs sh and
         # --subprocesses. py-spy occasionally dies or misses the child on a busy machine: it gets three tries.
         plain = not any(c in cmd for c in "|&;<>()$`\\\"'*?[]#~={}")
@@ -45,7 +47,7 @@ def profile_python(cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict
                 "--output", str(raw), *target]
         for _ in range(3):
             raw.unlink(missing_ok=True)
-            warnings = run_profiler(argv, cwd, timeout, env, what="py-spy")
+            warnings = run_profiler(argv, cwd, timeout, env, what="py-spy", raw=raw_dir)
             if raw.exists():
                 cap.collapsed = write_collapsed(_fold_pyspy(raw, cwd), out_dir / "cpu.collapsed.txt")
             if cap.collapsed is not None:
@@ -53,7 +55,7 @@ def profile_python(cmd: str, cwd: Path, out_dir: Path, timeout: float, env: dict
         cap.warnings += warnings
         if cap.collapsed is None:
             cap.warnings.append("py-spy recorded no Python samples: no CPU profile")
-    cap.allocations, alloc_warnings = _allocations(cmd, cwd, out_dir, timeout, env)
+    cap.allocations, alloc_warnings = _allocations(cmd, cwd, out_dir, raw_dir, timeout, env)
     cap.warnings += alloc_warnings
     return cap
 
@@ -107,15 +109,13 @@ def _module(filename: str, cwd: str) -> tuple[str, str]:
     return ".".join(p for p in parts if p), shown
 
 
-def _allocations(cmd: str, cwd: Path, out_dir: Path, timeout: float,
+def _allocations(cmd: str, cwd: Path, out_dir: Path, raw: Path, timeout: float,
                  env: dict[str, str]) -> tuple[Path | None, list[str]]:
-    dumps = out_dir / "tracemalloc"
-    dumps.mkdir(parents=True, exist_ok=True)
-    for old in dumps.glob("alloc-*.txt"):
-        old.unlink()
+    dumps = fresh(raw / "tracemalloc")
     path = os.pathsep.join(p for p in (str(PYSITE), env.get("PYTHONPATH", "")) if p)
     run_env = {**env, "PYTHONPATH": path, "NIGHTSHIFT_ALLOC_DIR": str(dumps)}
-    warnings = run_profiler(["/bin/sh", "-c", cmd], cwd, timeout, run_env, what="tracemalloc run")
+    warnings = run_profiler(["/bin/sh", "-c", cmd], cwd, timeout, run_env, what="tracemalloc run", raw=raw,
+                            readable=(PYSITE,))
     stacks: Stacks = Counter()
     own = str(PYSITE / "sitecustomize.py")
     for dump in dumps.glob("alloc-*.txt"):
@@ -160,8 +160,15 @@ def _function_at(filename: str, line: int) -> str:
 
 @functools.lru_cache(maxsize=512)
 def _functions(filename: str) -> tuple[tuple[int, int, str], ...]:
+    # The name comes from the profiled program's own dump: read only a plain source file of sane size,
+    # never /proc, a device or a FIFO (which would block the harness or read its own secrets).
+    path = Path(filename)
     try:
-        tree = ast.parse(Path(filename).read_bytes())
+        st = path.stat()
+        if not path.is_absolute() or path.parts[1:2] in (("proc",), ("sys",), ("dev",)) \
+                or not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SOURCE:
+            return ()
+        tree = ast.parse(path.read_bytes())
     except (OSError, SyntaxError, ValueError):
         return ()
     found: list[tuple[int, int, str]] = []
