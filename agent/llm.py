@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from tools import sh
+
 log = logging.getLogger("nightshift.llm")
 
 VLLM_HINT = (
@@ -221,8 +223,23 @@ def provider_for(base_url: str) -> Provider:
     return next((p for p in PROVIDERS if host in p.hosts), PROVIDERS[-1])
 
 
+def env_api_key() -> str | None:
+    """OPENAI_API_KEY, moved out of os.environ when first seen (at import): no child process ever inherits
+    it, and tools.sh drops it from every environment and redacts it from every output."""
+    global _ENV_KEY
+    if "OPENAI_API_KEY" in os.environ:
+        _ENV_KEY = os.environ.pop("OPENAI_API_KEY") or None
+    sh.register_secret(_ENV_KEY)
+    return _ENV_KEY
+
+
+_ENV_KEY: str | None = None
+env_api_key()
+
+
 def _api_key(ep: Endpoint) -> str:
-    return ep.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+    sh.register_secret(ep.api_key)
+    return ep.api_key or env_api_key() or "EMPTY"
 
 
 def _client(ep: Endpoint, timeout: float) -> openai.OpenAI:
@@ -573,6 +590,7 @@ def make_model(llm: str | None, model: str | None, api_key: str | None) -> Model
     """`llm`: None for the local vLLM default, "replay:PATH", or a base URL."""
     if llm and llm.startswith("replay:"):
         return ReplayModel(Path(llm.removeprefix("replay:")))
-    key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+    key = api_key or env_api_key() or "EMPTY"
+    sh.register_secret(key)
     base = normalize_base_url(llm) if llm else Endpoint.base_url
     return OpenAIModel(Endpoint(base_url=base, model=model or provider_for(base).default_model, api_key=key))
