@@ -80,7 +80,8 @@ def bundle(repo: Path, commits: list[str]) -> bytes:
 
 
 def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    # No repository hook runs here either (fetch and update-ref would run reference-transaction hooks).
+    subprocess.run(["git", *gitops.SAFE_ARGS, *args], cwd=cwd, capture_output=True, text=True, check=True)
 
 
 def evaluate(code: bytes, spec_data: dict[str, Any], best_commit: str, cand_commit: str, *, min_effect: float,
