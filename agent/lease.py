@@ -4,8 +4,9 @@ With several lanes, one lane's build would land in another lane's A/B pairs and 
 build, test and profile takes a shared lease and every measurement (verification pairs, the model's
 own benchmark runs, calibration, confirmation) an exclusive one. The lease is an flock on a file in
 the temp folder, so it also keeps two `optimize` processes on one machine out of each other's way;
-within a process a waiting measurement stops new shared holders (flock alone would let a stream of
-builds starve it). Shared holders are also capped at the CPU count: the build budget.
+a waiting measurement stops new shared holders, in this process and in others (flock alone would let a
+stream of builds starve it: a second lock file, the intent, is held by a waiting measurement and passed
+through briefly by every new shared holder). Shared holders are also capped at the CPU count: the build budget.
 
 Waiting is never silent: a holder leaves a small file saying who it is (pid, run, since when), a
 waiter names it through `on_wait` every minute, and the time spent waiting is counted per thread
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 LOCK_FILE = Path(tempfile.gettempdir()) / "nightshift-host.lock"
+INTENT_FILE = Path(tempfile.gettempdir()) / "nightshift-host.intent"
 HOLDERS = Path(tempfile.gettempdir()) / "nightshift-host.holders"
 REPEAT_S = 60.0  # how often a long wait is reported again
 
@@ -60,30 +62,48 @@ def _describe(mode: str) -> str:
     others = [h for h in holders() if h["pid"] != os.getpid()] or holders()
     if not others:
         return f"waiting for the host lease ({mode})"
-    h = others[0]
-    since = time.strftime("%H:%M:%S", time.localtime(h["since"]))
-    who = f"pid {h['pid']}" + (f", run {h['run']}" if h.get("run") else "")
-    return f"waiting for the host lease ({mode}): held by {who} for {h['what']} since {since}"
+
+    def who(h: dict) -> str:
+        since = time.strftime("%H:%M:%S", time.localtime(h["since"]))
+        return f"pid {h['pid']}" + (f", run {h['run']}" if h.get("run") else "") + f" for {h['what']} since {since}"
+
+    more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+    return f"waiting for the host lease ({mode}): held by " + "; ".join(who(h) for h in others[:3]) + more
+
+
+def _open(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # one open per holder: flock is per open file
 
 
 @contextmanager
 def _flock(mode: int, what: str) -> Iterator[None]:
-    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)  # one open per holder: flock is per open file
     kind = "exclusive" if mode == fcntl.LOCK_EX else "shared"
+    fd, intent = _open(LOCK_FILE), _open(INTENT_FILE)
+    start, said = time.monotonic(), [False]
     try:
-        try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _wait(fd, mode, kind)
+        # A measurement announces itself on the intent file and keeps it; a build only passes through it.
+        _take(intent, mode, kind, start, said)
+        _take(fd, mode, kind, start, said)
+        if mode != fcntl.LOCK_EX:
+            fcntl.flock(intent, fcntl.LOCK_UN)
         with _holding(kind, what):
             yield
     finally:
-        os.close(fd)  # closing releases the lock
+        os.close(fd)  # closing releases the locks
+        os.close(intent)
 
 
-def _wait(fd: int, mode: int, kind: str) -> None:
-    start = last = time.monotonic()
-    if on_wait:
+def _take(fd: int, mode: int, kind: str, start: float, said: list[bool]) -> None:
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _wait(fd, mode, kind, start, said)
+
+
+def _wait(fd: int, mode: int, kind: str, start: float, said: list[bool]) -> None:
+    waiting_since = last = time.monotonic()
+    if on_wait and not said[0]:
+        said[0] = True
         on_wait(_describe(kind))
     try:
         while True:
@@ -96,7 +116,7 @@ def _wait(fd: int, mode: int, kind: str) -> None:
                 last = time.monotonic()
                 on_wait(_describe(kind) + f" (waiting {last - start:.0f} s)")
     finally:
-        _waited.seconds = waited_s() + time.monotonic() - start
+        _waited.seconds = waited_s() + time.monotonic() - waiting_since
 
 
 @contextmanager

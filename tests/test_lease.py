@@ -81,3 +81,29 @@ def test_builds_run_side_by_side() -> None:
     for t in threads:
         t.join(10)
     assert most[0] == min(2, os.cpu_count() or 1)  # the build budget is the CPU count
+
+
+BUILD = ("from agent import lease; import sys, time\nwith lease.shared():\n    print('in', flush=True)\n"
+         "    time.sleep(float(sys.argv[1]))\n")
+
+
+def test_builds_of_other_processes_cannot_starve_a_measurement() -> None:
+    """Another process's builds keep arriving while we wait to measure: the first one ends, we go next."""
+    first = subprocess.Popen([sys.executable, "-c", BUILD, "2"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert first.stdout and first.stdout.readline().strip() == "in"
+    got: list[float] = []
+
+    def measure() -> None:
+        with lease.exclusive():
+            got.append(time.monotonic())
+
+    waiter = threading.Thread(target=measure)
+    waiter.start()
+    time.sleep(0.5)  # the measurement now waits for the first build
+    later = subprocess.Popen([sys.executable, "-c", BUILD, "4"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    waiter.join(60)
+    assert later.stdout and later.stdout.readline().strip() == "in"
+    entered = time.monotonic()
+    first.wait(10)
+    later.wait(10)
+    assert got and entered >= got[0]  # the later build got in only after the measurement

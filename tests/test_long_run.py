@@ -1,5 +1,6 @@
-"""A compressed overnight run: the real `optimize` process against the fake HTTP model server, ended by
-its deadline after 40+ strategies and 1,000+ tool calls.
+"""A compressed overnight run: the real `optimize` process against the fake HTTP model server, 44
+strategies and 1,000+ tool calls (bounded by attempts, not by the clock, so a loaded machine only makes it
+slower), and a second short run ended by its deadline.
 
 The server checks every request against a context window (12,000 tokens with compaction above
 6,000, the same proportions as Kimi's 262K window with the 160K default) and that the system prompt
@@ -18,7 +19,8 @@ import pytest
 from tests.fakes.openai_server import FakeServer
 from tests.longrun import scenario as sc
 
-DEADLINE_S = 90.0  # 0.7-1.2 s per attempt on this 2-core box, so 40+ attempts fit even when it is loaded
+ATTEMPTS = 44
+DEADLINE_S = 40.0  # the deadline run: long enough for a baseline and a first accepted attempt when loaded
 LIMIT = 6_000  # --context-limit, tokens
 WINDOW = 12_000  # what the server accepts, tokens
 MARGIN_S = 15.0  # the last verification and the confirmation may end this much after the deadline
@@ -34,10 +36,9 @@ def long_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     srv = FakeServer(model, hooks=sc.hooks(WINDOW)).start()  # its hook failures are asserted below
     try:
         epoch, started = time.time(), time.monotonic()
-        proc = sc.start_run(repo, tmp / "runs", srv.base_url, hours=DEADLINE_S / 3600, iterations=1000,
-                            context_limit=LIMIT)
+        proc = sc.start_run(repo, tmp / "runs", srv.base_url, hours=2.0, iterations=ATTEMPTS, context_limit=LIMIT)
         rss = sc.RssSampler(proc.pid, tmp / "runs").start()
-        _, err = proc.communicate(timeout=DEADLINE_S + 180)
+        _, err = proc.communicate(timeout=1800)
         wall = time.monotonic() - started
         rss.stop()
     finally:
@@ -64,13 +65,25 @@ def test_every_request_fits_the_window_and_keeps_the_prefix(long_run: dict) -> N
     assert len(compacted) >= 10
 
 
-def test_deadline_ends_the_run_with_the_confirmation_written(long_run: dict) -> None:
-    m, events = long_run["manifest"], long_run["events"]
+def test_deadline_ends_the_run_with_the_confirmation_written(tmp_path) -> None:
+    repo = sc.make_target(tmp_path / "repo")
+    srv = FakeServer(sc.ScriptedModel(), hooks=sc.hooks(WINDOW)).start()
+    try:
+        started = time.monotonic()
+        proc = sc.start_run(repo, tmp_path / "runs", srv.base_url, hours=DEADLINE_S / 3600, iterations=1000,
+                            context_limit=LIMIT)
+        _, err = proc.communicate(timeout=DEADLINE_S + 180)
+        wall = time.monotonic() - started
+    finally:
+        srv.close()
+    assert proc.returncode == 0, err[-3000:]
+    run = sc.run_dir(tmp_path / "runs")
+    m, events = json.loads((run / "run.json").read_text()), sc.events(run)
     assert m["status"] == "finished" and m["stop_reason"] == "deadline"
     assert _of(events, "finished")[-1]["stop_reason"] == "deadline"
     elapsed = m["summary"]["elapsed_s"]
     assert DEADLINE_S - 30 <= elapsed <= DEADLINE_S + MARGIN_S, elapsed
-    assert long_run["wall"] <= DEADLINE_S + MARGIN_S + 20  # start-up and the final `show` included
+    assert wall <= DEADLINE_S + MARGIN_S + 20  # start-up and the final `show` included
     confirm = _of(events, "confirmation")
     assert len(confirm) == 1 and confirm[0]["speedup"] > 1 and m["summary"]["confirmed"] is True
     assert events[-1]["type"] == "finished" and confirm[0]["time"] <= events[-1]["time"]
@@ -79,21 +92,20 @@ def test_deadline_ends_the_run_with_the_confirmation_written(long_run: dict) -> 
 def test_forty_strategies_and_a_thousand_tool_calls_all_recorded(long_run: dict) -> None:
     events, m = long_run["events"], long_run["manifest"]
     started, done = _of(events, "attempt-started"), _of(events, "iteration")
-    assert len(done) >= 40
+    assert len(done) == ATTEMPTS and m["stop_reason"] == "iterations"
     assert [e["index"] for e in done] == [e["index"] for e in started] == list(range(1, len(done) + 1))
     assert all(e["verdict"] and e["reason"] for e in done)
     assert m["summary"]["tool_calls"] == sum(e["tool_calls"] for e in done) >= 1000
     print(f"\nlong run: {len(done)} attempts, {m['summary']['tool_calls']} tool calls, "
           f"{long_run['model'].compactions} compactions in {m['summary']['elapsed_s']:.0f} s")
-    # Every attempt the deadline did not cut carried on through its compactions to its own finish call.
-    finished = [e for e in done if e["reason"] != "budget"]
-    assert len(finished) >= len(done) - 1
+    # Every attempt carried on through its compactions to its own finish call.
+    finished = done
     assert all(e["tool_calls"] == len(sc.attempt_calls(e["index"], "faster")) for e in finished)
     expected = {"faster": {"faster", "not-significant", "slower", "guard-metric"}, "broken": {"tests-failed"}, "no-op": {"no-change"}}
     for e in finished:
         assert e["reason"] in expected[sc.KINDS[(e["index"] - 1) % 3]], e
     assert done[0]["verdict"] == "accepted"
-    assert all(set(e["timing"]) == {"wall_s", "commands_s", "model_s", "harness_s"} for e in done)
+    assert all(set(e["timing"]) == {"wall_s", "commands_s", "model_s", "wait_s", "harness_s"} for e in done)
 
 
 def test_no_rejected_strategy_is_attempted_twice(long_run: dict) -> None:
@@ -115,7 +127,7 @@ def test_the_notebook_holds_every_outcome(long_run: dict) -> None:
     for r in long_run["server"].requests:
         if m := re.match(r"Strategy #(\d+)", r["messages"][1]["content"]):
             briefs.setdefault(int(m.group(1)), r["messages"][1]["content"])
-    assert set(briefs) <= set(done) and len(briefs) >= len(done) - 1  # the deadline may cut the last one early
+    assert set(briefs) == set(done)
 
     def line(e: dict) -> str:
         return f"#{e['index']:03d} {e['strategy']['title']} [work.py] -> {e['verdict']} ({e['reason']}"
@@ -146,7 +158,7 @@ def test_token_totals_match_what_the_server_saw(long_run: dict) -> None:
 def test_the_report_is_written(long_run: dict) -> None:
     pytest.importorskip("agent.report")
     report = long_run["run"] / "report.html"  # written by the loop before it exits
-    assert report.is_file() and report.stat().st_mtime - long_run["epoch"] <= DEADLINE_S + MARGIN_S + 20
+    assert report.is_file() and report.stat().st_mtime >= long_run["epoch"]
     text = report.read_text()
     done = _of(long_run["events"], "iteration")
     assert all(e["strategy"]["title"] in text for e in done)
