@@ -306,9 +306,13 @@ def sandbox_hint(output: str, cwd: Path, sandbox: Sandbox) -> str | None:
                         f"$HOME ({home}) except the worktree and, read-only, {listed}. Put what the command needs "
                         f"in the repository, or list its folder in {EXTRA_READ_VAR}")
         if "Read-only file system" in line:
-            where = ("the worktree is read-only for benchmarks and profiles" if sandbox.readonly else
-                     "only the worktree and private /tmp and $HOME (emptied after each command) are writable")
-            return f"sandbox: a write was refused ({line.strip()[:160]}); {where}"
+            paths = [Path(m.group(1)) for m in _PATH.finditer(line)]
+            if sandbox.readonly and any(_under(p, [cwd]) for p in paths):
+                return f"sandbox: a write was refused ({line.strip()[:160]}): benchmarks and profiles see the " \
+                       "worktree read-only, so nothing can be carried from one run to the next"
+            return f"sandbox: a write was refused ({line.strip()[:160]}): outside the worktree everything is " \
+                   "read-only (the user's files, toolchains and dependency caches); only private /tmp and $HOME " \
+                   "(emptied after each command) are writable"
     return None
 
 
