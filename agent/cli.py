@@ -7,6 +7,7 @@ Exit codes: 0 done; 2 bad input or configuration; 3 the LLM endpoint cannot be u
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from agent.config import dump_spec
 from agent.llm import LLMError
 from agent.records import RecordError, find_run, list_runs
 from agent.session import BaselineError, Options, Session
+from agent.start import close_record
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Nightshift: an overnight performance engineer. `optimize --repo PATH` starts a run.")
@@ -30,6 +32,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run records live.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 DEFAULT_RUNS = Path("runs")
+ApiKey = Annotated[str | None, typer.Option("--api-key", help="Key for the endpoint (default: $OPENAI_API_KEY). "
+                                                              "Never recorded.")]
 
 
 class Exit(Exception):
@@ -62,6 +66,15 @@ def run(
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (HOST:6379, auto); default: the "
                                                             "running one, else a local one.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress lines.")] = False,
+    api_key: ApiKey = None,
+    endpoint_patience: Annotated[str, typer.Option(help="How long an endpoint outage after start-up is waited "
+                                                        "out (90s, 30m, 2h); then the run stops, resumable.")] = "30m",
+    reply_tokens: Annotated[int, typer.Option(min=16, help="Completion budget of one model reply (reasoning "
+                                                           "and answer share it).")] = 32768,
+    endpoint_backoff: Annotated[str, typer.Option(help="Longest wait between two tries of an endpoint that is "
+                                                       "down (the waits double up to this).")] = "60s",
+    error_backoff: Annotated[str, typer.Option(help="First pause after repeated model errors (doubles, up to "
+                                                    "5 min; 0 for none).")] = "10s",
 ) -> None:
     """Start a run: baseline, plan, attempt, verify, keep only verified wins."""
     from agent import start
@@ -69,6 +82,9 @@ def run(
 
     if executor not in ("local", "ray"):
         raise Exit(2, f"--executor {executor}: expected local or ray")
+    waits = {flag: _duration(flag, text) for flag, text in (("--endpoint-patience", endpoint_patience),
+                                                            ("--endpoint-backoff", endpoint_backoff),
+                                                            ("--error-backoff", error_backoff))}
     src = start.resolve(repo, target)
     start.check_repo(src, allow_dirty)
     start.check_runs_dir(runs_dir)
@@ -76,12 +92,25 @@ def run(
         hours = min(hours, _hours_until(until))
     options = Options(iterations=iterations, hours=hours, strategies=strategies, max_tool_calls=attempt_tool_calls,
                       max_total_tool_calls=max_tool_calls, max_tokens=max_tokens, profile=profile,
-                      context_limit=context_limit, lanes=lanes, executor=executor, ray_address=ray_address)
+                      context_limit=context_limit, lanes=lanes, executor=executor, ray_address=ray_address,
+                      endpoint_patience_s=waits["--endpoint-patience"],
+                      endpoint_backoff_s=waits["--endpoint-backoff"],
+                      reply_tokens=reply_tokens, error_backoff_s=waits["--error-backoff"])
     ui = Progress(quiet=quiet)
-    session = start.new_session(src, runs_dir=runs_dir, llm=llm, model_name=model, options=options, ui=ui)
+    session = start.new_session(src, runs_dir=runs_dir, llm=llm, model_name=model, options=options, ui=ui,
+                                api_key=api_key)
     ui.log(f"run {session.run_id} · target {src.spec.name} ({src.spec_origin}) · model {session.manifest.model} "
            f"· sandbox {session.manifest.sandbox} · record {session.store.path}")
     _drive(session)
+
+
+def _duration(flag: str, text: str) -> float:
+    from agent.config import _seconds
+
+    try:
+        return _seconds(text)
+    except ValueError as e:
+        raise Exit(2, f"{flag} {text}: {e}") from None
 
 
 def _hours_until(hhmm: str) -> float:
@@ -112,18 +141,16 @@ def _drive(session: Session) -> None:
     try:
         reason = loop.run(session)
     except BaselineError as e:
-        session.cleanup()
-        session.close_executor()
-        session.store.unlock()
-        session.manifest.status, session.manifest.stop_reason = "failed", "baseline"
-        session.store.write_manifest(session.manifest)
+        close_record(session, "failed", "baseline")
         raise Exit(2, str(e)) from e
-    except LLMError:
-        session.cleanup()
-        session.close_executor()
-        session.store.unlock()
-        session.manifest.status, session.manifest.stop_reason = "interrupted", "endpoint unusable"
-        session.store.write_manifest(session.manifest)
+    except LLMError as e:  # the endpoint's patience is spent: resumable
+        close_record(session, "interrupted", "endpoint unusable")
+        raise Exit(3, str(e).replace("optimize resume RUN", f"optimize resume {session.run_id}")) from e
+    except KeyboardInterrupt:
+        close_record(session, "interrupted", "interrupted")
+        raise Exit(130, f"interrupted; continue with `optimize resume {session.run_id}`") from None
+    except Exception as e:  # a bug: the record still ends with a status, and the user gets one line
+        close_record(session, "failed", f"internal error: {type(e).__name__}: {e}")
         raise
     _print_show(shows.show(session.store))
     if reason == "interrupted":
@@ -133,12 +160,12 @@ def _drive(session: Session) -> None:
 @app.command()
 def resume(run_id: Annotated[str, typer.Argument(help="Run id or prefix.")], runs_dir: RunsDir = DEFAULT_RUNS,
            llm: Annotated[str | None, typer.Option(help="Endpoint URL or replay:FILE (default: as recorded).")] = None,
-           quiet: bool = False) -> None:
+           quiet: bool = False, api_key: ApiKey = None) -> None:
     """Continue a run that was interrupted, killed or cut off by an endpoint outage."""
     from agent import resume as resumes
     from agent.ui import Progress
 
-    session = resumes.reopen(find_run(runs_dir, run_id), llm=llm, ui=Progress(quiet=quiet))
+    session = resumes.reopen(find_run(runs_dir, run_id), llm=llm, ui=Progress(quiet=quiet), api_key=api_key)
     _drive(session)
 
 
@@ -146,7 +173,7 @@ def resume(run_id: Annotated[str, typer.Argument(help="Run id or prefix.")], run
 def replay(run_id: Annotated[str, typer.Argument(help="Run id or prefix.")], runs_dir: RunsDir = DEFAULT_RUNS,
            fork_at: Annotated[int | None, typer.Option(help="Continue live from this attempt.")] = None,
            llm: Annotated[str | None, typer.Option(help="Live endpoint for --fork-at.")] = None,
-           as_json: AsJson = False, quiet: bool = False) -> None:
+           as_json: AsJson = False, quiet: bool = False, api_key: ApiKey = None) -> None:
     """Re-execute a recorded run with its recorded model replies; re-measure and compare verdicts."""
     from agent import replay as replays
     from agent.ui import Progress
@@ -154,7 +181,7 @@ def replay(run_id: Annotated[str, typer.Argument(help="Run id or prefix.")], run
     if fork_at is not None and not llm:
         raise Exit(2, "--fork-at needs --llm URL: the live endpoint that continues the run")
     result = replays.replay(find_run(runs_dir, run_id), runs_dir=runs_dir, fork_at=fork_at, llm=llm,
-                            ui=Progress(quiet=quiet or as_json))
+                            ui=Progress(quiet=quiet or as_json), api_key=api_key)
     if as_json:
         print(json.dumps(result, indent=1))
         return
@@ -250,6 +277,12 @@ def _print_show(d: dict) -> None:
     if d.get("reference"):
         r = d["reference"]
         out.print(f"reference ({r['cmd']}): {r['value']:.4g} {unit}; best is {r['speedup']:.2f}x {_fmt_ci(r['ci'])} of it")
+    tokens = d.get("tokens") or {}
+    if tokens:
+        how = {"estimate": " (estimated: the server reported no usage; ~4 characters a token)",
+               "tokenizer": " (counted with the server's tokenizer: it reported no usage)"}.get(d.get("tokens_counted", ""), "")
+        out.print(f"tokens: {tokens.get('prompt', 0):,} prompt ({tokens.get('cached', 0):,} cached), "
+                  f"{tokens.get('completion', 0):,} completion{how}", markup=False)
     out.print(f"status {d['status']} ({d['stop_reason']}) · record {d['record']}")
 
 
@@ -323,17 +356,35 @@ def main() -> None:
         _fail(e.code, str(e))
     except LLMError as e:
         _fail(3, str(e))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         _fail(130, "interrupted")
-    except typer.Abort:
-        _fail(130, "aborted")
-    except Exception as e:  # click's usage errors carry their own exit code
-        import click
+    except typer.TyperException as e:  # a usage mistake (unknown option, bad value, missing argument)
+        _usage_error(e, argv)
+    except Exception as e:  # a bug; the traceback only on request, never in the user's face
+        if os.environ.get("NIGHTSHIFT_DEBUG"):
+            raise
+        _fail(1, f"internal error (a bug, please report it): {type(e).__name__}: {e}. "
+                 "Set NIGHTSHIFT_DEBUG=1 to see the traceback.")
 
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+
+def _usage_error(e: typer.TyperException, argv: list[str]) -> None:
+    if type(e).__name__ == "NoArgsIsHelpError":  # `optimize` or `optimize show` alone: the help is the answer
+        e.show()  # type: ignore[attr-defined]
+        sys.exit(0)
+    ctx, names = getattr(e, "ctx", None), []
+    while ctx is not None and ctx.parent is not None:  # the root's name is how Python was invoked
+        names.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    command = " ".join(["optimize", *names])
+    message = " ".join(e.format_message().split())  # type: ignore[attr-defined]
+    opts = getattr(getattr(e, "param", None), "opts", None) or []
+    for i, arg in enumerate(argv):  # say what was given: "abc" is easier to spot than "a valid integer"
+        value = argv[i + 1] if arg in opts and i + 1 < len(argv) else next(
+            (arg.split("=", 1)[1] for o in opts if arg.startswith(o + "=")), None)
+        if value is not None and repr(value) not in message:
+            message += f" (got {value!r})"
+            break
+    _fail(2, f"{command}: {message} (see `{command} --help`)")
 
 
 def _fail(code: int, message: str) -> None:

@@ -25,7 +25,24 @@ class Plan(BaseModel):
 
 
 class PlanFailed(Exception):
-    pass
+    """No usable plan after the allowed replies; the run records a model-error attempt and goes on."""
+
+
+def _text(max_length: int) -> dict:
+    return {"type": "string", "maxLength": max_length}
+
+
+# What a server with `response_format` support is held to. Lengths are capped so that a weak model
+# cannot ramble inside a string until its token budget runs out (the JSON would never close).
+PLAN_SCHEMA = {"name": "plan", "schema": {
+    "type": "object", "additionalProperties": False, "required": ["strategies"],
+    "properties": {"strategies": {"type": "array", "minItems": 1, "maxItems": 8, "items": {
+        "type": "object", "additionalProperties": False,
+        "required": ["title", "hypothesis", "files", "expected_gain"],
+        "properties": {"title": {"type": "string", "minLength": 3, "maxLength": 120},
+                       "hypothesis": _text(400),
+                       "files": {"type": "array", "maxItems": 5, "items": _text(200)},
+                       "expected_gain": _text(60)}}}}}}
 
 
 def parse_plan(text: str) -> Plan:
@@ -44,9 +61,10 @@ def parse_plan(text: str) -> Plan:
 def plan(model: Model, system: str, request: str, *, tries: int = 3,
          before_call: Callable[[], None] = lambda: None, on_reply: Callable[[Reply], None] = lambda r: None) -> Plan:
     messages: list[dict] = [{"role": "system", "content": system}, {"role": "user", "content": request}]
+    error = "no reply"
     for _ in range(tries):
         before_call()
-        reply = model.complete(messages, TOOLS, tag="plan")
+        reply = model.complete(messages, TOOLS, tag="plan", schema=PLAN_SCHEMA)
         on_reply(reply)
         messages.append(reply.as_message())
         if reply.tool_calls:

@@ -15,8 +15,8 @@ from agent import loop
 from agent.config import parse_spec
 from agent.llm import Model, RecordingModel, ReplayModel, Reply
 from agent.records import AttemptStarted, IterationEvent, RecordError, RunStore
-from agent.session import Options
-from agent.start import Source, new_session, open_model
+from agent.session import BaselineError, Options
+from agent.start import Source, attach_model, close_record, new_session, open_model
 from agent.ui import Progress
 
 
@@ -27,13 +27,14 @@ class ForkModel:
         self.recorded, self.live, self.switch_at = recorded, live, switch_at
         self.name = live.name
 
-    def complete(self, messages: list[dict], tools: list[dict], *, tag: str) -> Reply:
+    def complete(self, messages: list[dict], tools: list[dict], *, tag: str, schema: dict | None = None) -> Reply:
         if self.recorded.position < self.switch_at:
-            return self.recorded.complete(messages, tools, tag=tag)
-        return self.live.complete(messages, tools, tag=tag)
+            return self.recorded.complete(messages, tools, tag=tag, schema=schema)
+        return self.live.complete(messages, tools, tag=tag, schema=schema)
 
 
-def replay(store: RunStore, *, runs_dir: Path, fork_at: int | None, llm: str | None, ui: Progress) -> dict:
+def replay(store: RunStore, *, runs_dir: Path, fork_at: int | None, llm: str | None, ui: Progress,
+           api_key: str | None = None) -> dict:
     m = store.manifest()
     if not store.llm_path.exists():
         raise RecordError(f"{store.path}: no llm.jsonl to replay")
@@ -51,13 +52,29 @@ def replay(store: RunStore, *, runs_dir: Path, fork_at: int | None, llm: str | N
     if fork_at is not None:
         starts = [e for e in store.events() if isinstance(e, AttemptStarted) and e.index == fork_at]
         if not starts:
+            close_record(session, "failed", f"no attempt {fork_at} to fork at")
             raise RecordError(f"run {m.run_id} has no attempt {fork_at} to fork at")
-        live, _, endpoint = open_model(llm, None, session.store)
+        try:
+            live, _, endpoint = open_model(llm, None, session.store, options=options, api_key=api_key)
+        except BaseException:
+            close_record(session, "failed", "the live endpoint for --fork-at cannot be used")
+            raise
         session.model = RecordingModel(ForkModel(ReplayModel(store.llm_path), live.inner, starts[0].llm_position),
                                        session.store.llm_path)
+        attach_model(session)
         session.manifest.endpoint = f"fork of {m.run_id} at attempt {fork_at} → {endpoint}"
     session.store.write_manifest(session.manifest)
-    reason = loop.run(session)
+    try:
+        reason = loop.run(session)
+    except BaselineError as e:  # the base commit no longer builds or passes here: a finished replay says so
+        close_record(session, "failed", "baseline")
+        raise RecordError(f"replay of {m.run_id}: {e}") from e
+    except KeyboardInterrupt:
+        close_record(session, "interrupted", "interrupted")
+        raise
+    except Exception as e:
+        close_record(session, "failed", f"{type(e).__name__}: {e}")
+        raise
     diverged = session.iteration if reason.startswith("replay diverged") else None
     again = {e.index: e for e in session.store.events() if isinstance(e, IterationEvent)}
     rows = []

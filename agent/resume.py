@@ -7,6 +7,7 @@ attempt (no iteration event) is redone from scratch, stray worktrees are removed
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -18,12 +19,13 @@ from agent.records import (
     BaselineEvent,
     EvaluationStarted,
     IterationEvent,
+    Manifest,
     PlanEvent,
     RecordError,
     RunStore,
 )
 from agent.session import BaselineError, Options, Session
-from agent.start import open_executor, open_model
+from agent.start import attach_model, open_executor, open_model
 from agent.target import Target, failure
 from agent.ui import Progress
 from agent.verify import Arm
@@ -31,7 +33,7 @@ from tools import gitops
 from tools.fingerprint import comparable, fingerprint
 
 
-def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
+def reopen(store: RunStore, *, llm: str | None, ui: Progress, api_key: str | None = None) -> Session:
     m = store.manifest()
     if m.status == "finished":
         raise RecordError(f"run {m.run_id} already finished ({m.stop_reason}); nothing to resume")
@@ -39,12 +41,24 @@ def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
         raise RecordError(f"run {m.run_id} was measured on another machine or toolchain; its baseline cannot be "
                           "compared with measurements here. Start a new run, or `optimize replay` it.")
     store.lock()
+    try:
+        return _reopen(store, m, llm=llm, ui=ui, api_key=api_key)
+    except BaseException:
+        store.unlock()  # a resume that cannot start leaves the record as it found it
+        raise
+
+
+def _reopen(store: RunStore, m: Manifest, *, llm: str | None, ui: Progress, api_key: str | None) -> Session:
     events = store.events()
     position = _set_aside_unfinished_exchanges(store, events)
     source = llm or m.endpoint
-    model, _, _ = open_model(source, None if source.startswith("replay:") else m.model, store, start=position)
     options = Options.from_record(m.options)
+    # the same server keeps what was learnt about it (structured output, streaming); another is probed
+    caps = m.summary.get("llm", {}) if source == m.endpoint else {}
+    model, _, _ = open_model(source, None if source.startswith("replay:") else m.model, store, start=position,
+                             options=options, api_key=api_key, capabilities=caps)
     s = Session(parse_spec(m.spec, str(store.manifest_path)), store, m, model, Path(m.repo), options, ui)
+    attach_model(s)
     s.spent = float(m.summary.get("elapsed_s", 0.0))
     s.cleanup()  # stray worktrees of the killed process
     open_executor(s)
@@ -66,6 +80,7 @@ def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
     s.iteration = max([*decided, *evaluations], default=0)
     accepted = [e for e in iterations if e.verdict == "accepted"]
     s.best_value = accepted[-1].value if accepted and accepted[-1].value else s.baseline_value
+    s.gain = math.prod(e.speedup or 1.0 for e in accepted)
     plans = [e for e in events if isinstance(e, PlanEvent)]
     s.plan_round = len(plans)
     if plans:
@@ -75,10 +90,24 @@ def reopen(store: RunStore, *, llm: str | None, ui: Progress) -> Session:
         s.queue = [Strategy(**d) for d in plans[-1].strategies if d.get("title") not in done_since]
     s.llm_position, s.tool_calls = position, int(m.summary.get("tool_calls", 0))
     s.tokens.update(m.summary.get("tokens", {}))
+    s.tokens_counted = str(m.summary.get("tokens_counted", ""))
     s.base = _built(s, "base", m.base_commit)
     s.best = _built(s, "best", accepted[-1].commit) if accepted else s.base
+    _latest_profile(s, [baseline.profile, *(e.profile for e in accepted)])
     ui.log(f"resuming run {m.run_id}: {s.iteration} attempts done, {len(s.queue)} planned strategies left")
     return s
+
+
+def _latest_profile(s: Session, profiles: list[dict | None]) -> None:
+    """The profile of the current best (the last accepted change's, else the baseline's) is what the
+    next plan sees, as in the run before the restart."""
+    for profile in reversed(profiles):
+        files = [(profile or {}).get(k) for k in ("collapsed", "flamegraph", "allocations")]
+        for folder in {(s.store.path / f).parent for f in files if f}:
+            if (folder / "summary.txt").is_file():
+                s.profile_text = (folder / "summary.txt").read_text().strip() or s.profile_text
+                s.profile_dir = folder if (profile or {}).get("collapsed") else s.profile_dir
+                return
 
 
 def _built(s: Session, name: str, commit: str) -> Arm:
@@ -120,6 +149,7 @@ def _set_aside_unfinished_exchanges(store: RunStore, events: list) -> int:
 
 def _complete(line: str) -> bool:
     try:
-        return "response" in json.loads(line)
+        rec = json.loads(line)
+        return "response" in rec or "rejected" in rec
     except json.JSONDecodeError:
         return False

@@ -17,9 +17,9 @@ from pathlib import Path
 from agent import lease, prompts, verify
 from agent.attempt import converse
 from agent.config import TargetSpec
-from agent.llm import Model, Reply
+from agent.llm import Cancelled, Model, Reply, RequestRejected
 from agent.notebook import Entry, Notebook
-from agent.planner import Strategy, plan
+from agent.planner import PlanFailed, Strategy, plan
 from agent.records import (
     AttemptStarted,
     BaselineEvent,
@@ -66,6 +66,10 @@ class Options:
     lanes: int = 1  # attempts in flight at once, each with its own worktree and conversation
     executor: str = "local"  # "local", or "ray": verification on Ray benchmark hosts (docs/ray.md)
     ray_address: str | None = None
+    endpoint_patience_s: float = 1800.0  # an endpoint outage after start-up is waited out this long
+    endpoint_backoff_s: float = 60.0  # longest wait between two tries of an endpoint that is down
+    reply_tokens: int = 32768  # completion budget of one model reply (reasoning and answer share it)
+    error_backoff_s: float = 10.0  # first pause after repeated model errors; doubles, capped at 5 min
 
     @classmethod
     def from_record(cls, recorded: dict) -> Options:
@@ -111,6 +115,8 @@ class Session:
     retired: list[Path] = field(default_factory=list)  # former bests' worktrees, removed once no lane uses them
     pending: list[tuple[AttemptStarted, EvaluationStarted]] = field(default_factory=list)  # cut off by a kill
     executor: RayExecutor | None = None  # set when verification runs on Ray benchmark hosts
+    model_errors: int = 0  # model-error attempts in a row (no usable plan or tool call)
+    tokens_counted: str = ""  # "" when the server reported usage, else how we counted ("tokenizer", "estimate")
     _calls: threading.local = field(default_factory=threading.local)
 
     # --- helpers -------------------------------------------------------------------------------
@@ -158,6 +164,8 @@ class Session:
             self.tokens["prompt"] += reply.usage.prompt_tokens
             self.tokens["completion"] += reply.usage.completion_tokens
             self.tokens["cached"] += reply.usage.cached_tokens
+            if reply.usage.counted and self.tokens_counted != "estimate":
+                self.tokens_counted = self.manifest.summary["tokens_counted"] = reply.usage.counted
 
     def metric_text(self) -> str:
         m = self.spec.bench.metric
@@ -276,8 +284,17 @@ class Session:
                                                  if e.verdict == "accepted"), default=0)
         if dry >= self.options.widen_after:
             request += prompts.WIDER.format(n=dry)
-        self.check(reserve=True)
-        result = plan(self.model, prompts.SYSTEM, request, before_call=self.before_model_call, on_reply=self.count)
+        while True:  # a model that gives no usable plan costs an attempt each time, until the budget
+            self.check(reserve=True)
+            self.pause_after_model_errors()
+            try:
+                result = plan(self.model, prompts.SYSTEM, request, before_call=self.before_model_call,
+                              on_reply=self.count)
+                break
+            except (PlanFailed, RequestRejected) as e:
+                self.planning_failed(e)
+            except Cancelled:
+                raise Stop("interrupted") from None
         fresh = []
         for s in result.strategies[: self.options.strategies]:
             if dup := self.notebook.duplicate_of(s.title, tuple(s.files)):
@@ -321,23 +338,32 @@ class Session:
         toolbox = Toolbox(Target(self.spec, wt), self.spec.guard.protected, lambda: self.profile_text, self.metric_line)
         brief = prompts.ATTEMPT.format(index=index, title=strategy.title, hypothesis=strategy.hypothesis,
                                        strategy_files=", ".join(strategy.files), budget=self.options.max_tool_calls, **self.context())
+        rejected: RequestRejected | None = None
         try:
+            self.pause_after_model_errors()
             talk = converse(self.model, toolbox, prompts.SYSTEM, brief, tag=f"attempt-{index:03d}",
                             max_tool_calls=self.options.max_tool_calls, before_call=self.before_model_call, on_reply=self.count,
                             on_tool=lambda name, out: self.ui.step(name), context_limit=self.options.context_limit)
-        except Stop as stop:
-            if stop.reason == "interrupted":
+        except (Stop, Cancelled) as stop:
+            if isinstance(stop, Cancelled) or stop.reason == "interrupted":
                 gitops.remove_worktree(self.repo, wt)  # half-finished: resume redoes it cleanly
-                raise
+                raise Stop("interrupted") from None
             talk = None  # a budget ran out mid-attempt: close it and record it
+        except RequestRejected as e:
+            talk, rejected = None, e
         with self.lock:
             self.tool_calls += talk.tool_calls if talk else 0
         commit = gitops.commit_all(wt, f"iter-{index:03d}: {strategy.title}") or best.commit
         early = None
-        if talk is None:
+        if talk is None and rejected is not None:
+            self.count_rejection()
+            early = Outcome("error", "model-error", f"the endpoint rejected a request of this attempt: {rejected.detail}")
+        elif talk is None:
             early = Outcome("rejected", "budget", "the run's budget ran out during this attempt")
         elif talk.ended == "give_up" and commit == best.commit:
             early = Outcome("rejected", "model-gave-up", talk.message)
+        elif talk.ended == "stalled" and commit == best.commit:
+            early = Outcome("error", "model-error", f"no usable tool call: {talk.message or 'the model stalled'}")
         self.evaluate(index, strategy, branch, best, Arm(commit, wt), toolbox.protected_attempts,
                       talk.message if talk else "", talk.tool_calls if talk else 0, clock, early)
 
@@ -440,6 +466,8 @@ class Session:
             gitops.remove_worktree(self.repo, cand.worktree)
         self.notebook.add(Entry(index, strategy.title, tuple(strategy.files), o.verdict, o.reason, o.speedup,
                                 o.detail.splitlines()[0][:160] if o.detail else ""))
+        with self.lock:
+            self.model_errors = self.model_errors + 1 if o.reason == "model-error" else 0
         self.store.append(IterationEvent(
             index=index, strategy=strategy.model_dump(), branch=branch, commit=cand.commit, base_commit=best.commit,
             verdict=o.verdict, reason=o.reason, detail=o.detail[-4000:], speedup=o.speedup, ci=o.ci, pairs=o.pairs,
@@ -451,6 +479,53 @@ class Session:
         self.ui.verdict(index, strategy.title, o, logs)
         if o.verdict == "accepted":
             self.ui.best(self.best_value, self.speedup_so_far())
+
+    # --- a model that gives nothing usable -----------------------------------------------------------
+
+    def planning_failed(self, error: Exception) -> None:
+        """No usable plan: recorded as a model-error attempt (it costs one of the iteration budget), and
+        as an empty plan, so a resume keeps the replies and a replay meets the same failure."""
+        if isinstance(error, RequestRejected):
+            self.count_rejection()
+        detail = str(error.detail if isinstance(error, RequestRejected) else error)
+        with self.lock:
+            self.iteration += 1
+            index = self.iteration
+        self.plan_round += 1
+        self.store.append(PlanEvent(round=self.plan_round, strategies=[], llm_position=self.llm_position))
+        strategy = Strategy(title=f"plan #{self.plan_round}: no usable plan")
+        o = Outcome("error", "model-error", f"planning failed: {detail}")
+        self.store.write_text(index, "verdict.txt", f"{o.verdict} ({o.reason})\n{o.detail}\n")
+        self.notebook.add(Entry(index, strategy.title, (), o.verdict, o.reason, None, o.detail[:160]))
+        with self.lock:
+            self.model_errors += 1
+        self.store.append(IterationEvent(
+            index=index, strategy=strategy.model_dump(), branch="", commit=self.best.commit,
+            base_commit=self.best.commit, verdict=o.verdict, reason=o.reason, detail=o.detail[-4000:],
+            llm_position=self.llm_position))
+        self.save_manifest(iterations=index, tool_calls=self.tool_calls, tokens=self.tokens,
+                           llm_position=self.llm_position)
+        self.ui.verdict(index, strategy.title, o, self.store.iteration_dir(index))
+        if self.iteration >= self.options.iterations:
+            raise Stop("iteration budget spent")
+
+    def count_rejection(self) -> None:
+        with self.lock:
+            self.llm_position += 1  # a refused request is a recorded exchange too (llm.jsonl "rejected")
+
+    def pause_after_model_errors(self) -> None:
+        """After two or more model errors in a row, wait before asking again (a server that is loading,
+        swapping or overloaded often recovers), doubling up to 5 min; the run keeps going until its budget."""
+        n = self.model_errors
+        if n < 2 or self.options.error_backoff_s <= 0:
+            return
+        delay = min(self.options.error_backoff_s * 2 ** (n - 2), 300.0)
+        self.note(f"the model gave {n} unusable answers in a row; carrying on until the budget, "
+                  f"next try in {delay:.0f} s", "warning")
+        end = time.monotonic() + delay
+        while (left := end - time.monotonic()) > 0:
+            self.check()  # a signal or the deadline ends the wait
+            time.sleep(min(0.5, left))
 
     def timing(self, clock: tuple[float, float, float]) -> dict[str, float]:
         """Where an iteration's wall time went: target commands, the model, and the harness itself."""

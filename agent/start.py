@@ -6,13 +6,21 @@ every check has passed.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import SpecError, TargetSpec, load_spec
-from agent.llm import Endpoint, Model, RecordingModel, ReplayModel, check_endpoint, normalize_base_url
+from agent.llm import (
+    Model,
+    OpenAIModel,
+    RecordingModel,
+    ReplayModel,
+    check_endpoint,
+    endpoint_for,
+    probe_structured_output,
+)
 from agent.records import Manifest, RunStore, new_run_id, now_iso
 from agent.session import Options, Session
 from agent.ui import Progress
@@ -88,31 +96,69 @@ def check_runs_dir(runs_dir: Path) -> None:
         raise BadInput(f"--runs-dir {runs_dir}: not writable ({e.strerror}); choose another with --runs-dir") from e
 
 
-def open_model(llm: str | None, model_name: str | None, store: RunStore, start: int = 0) -> tuple[Model, str, str]:
-    """The model for a run, recorded to llm.jsonl; the endpoint is checked before any baseline work."""
+def open_model(llm: str | None, model_name: str | None, store: RunStore, start: int = 0, *,
+               options: Options | None = None, api_key: str | None = None,
+               capabilities: dict | None = None) -> tuple[Model, str, str]:
+    """The model for a run, recorded to llm.jsonl; the endpoint is checked before any baseline work.
+
+    `capabilities` are what an earlier part of this run found out about the server (a resume keeps
+    them): whether it enforces `response_format` (else probed now, once) and whether it can stream."""
     if llm and llm.startswith("replay:"):
-        path = Path(llm.removeprefix("replay:"))
+        path = Path(llm.removeprefix("replay:")).resolve()
         if not path.is_file():
             raise BadInput(f"--llm {llm}: no such transcript file")
         inner: Model = ReplayModel(path, start=start)
         endpoint, name = f"replay:{path}", model_name or "replay"
     else:
-        ep = Endpoint(**{k: v for k, v in {"base_url": normalize_base_url(llm) if llm else None, "model": model_name,
-                                           "api_key": os.environ.get("OPENAI_API_KEY")}.items() if v})
+        options, caps = options or Options(), capabilities or {}
+        ep = endpoint_for(llm, model_name, api_key, max_tokens=options.reply_tokens,
+                          patience_s=options.endpoint_patience_s, backoff_max_s=options.endpoint_backoff_s,
+                          stream=caps.get("stream", True))
         check_endpoint(ep)
-        from agent.llm import OpenAIModel
-
-        inner, endpoint, name = OpenAIModel(ep), ep.base_url, ep.model
+        structured = caps["structured_output"] if "structured_output" in caps else probe_structured_output(ep)
+        inner, endpoint, name = OpenAIModel(ep, structured=structured), ep.base_url, ep.model
     return RecordingModel(inner, store.llm_path), name, endpoint
 
 
+def attach_model(session: Session) -> None:
+    """Let the live model report to the run (notes in events.jsonl, capabilities in run.json) and stop
+    waiting for an endpoint when the run is stopping."""
+    inner = getattr(session.model, "inner", None)
+    if not isinstance(inner, OpenAIModel):
+        return
+
+    def notice(text: str) -> None:
+        session.manifest.summary["llm"] = capabilities(inner)
+        session.note(text, "warning")
+
+    inner.on_notice = notice
+    inner.cancelled = lambda: session.interrupted
+    session.manifest.summary["llm"] = capabilities(inner)
+
+
+def capabilities(model: OpenAIModel) -> dict:
+    return {"structured_output": model.structured, "stream": model.stream,
+            "tokenizer": model.tokenizer}
+
+
+def close_record(session: Session, status: str, reason: str) -> None:
+    """Every way out of a run leaves run.json with a final status and no lock (and no stray worktree)."""
+    for step in (session.cleanup, session.close_executor):
+        with contextlib.suppress(Exception):  # the record matters more than a tidy-up that failed
+            step()
+    session.manifest.status, session.manifest.stop_reason = status, reason  # type: ignore[assignment]
+    with contextlib.suppress(Exception):
+        session.save_manifest(tokens=session.tokens, tool_calls=session.tool_calls)
+    session.store.unlock()
+
+
 def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str | None, options: Options,
-                ui: Progress) -> Session:
+                ui: Progress, api_key: str | None = None) -> Session:
     run_id = new_run_id(src.spec.name if src.spec.name != "target" else src.path.name)
     store = RunStore(runs_dir / run_id)
     store.path.mkdir(parents=True)
     try:
-        model, name, endpoint = open_model(llm, model_name, store)
+        model, name, endpoint = open_model(llm, model_name, store, options=options, api_key=api_key)
     except BaseException:
         shutil.rmtree(store.path, ignore_errors=True)  # nothing left behind by a run that never started
         raise
@@ -129,6 +175,7 @@ def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str
     store.write_manifest(manifest)
     store.lock()
     session = Session(src.spec, store, manifest, model, repo, options, ui)
+    attach_model(session)
     open_executor(session)
     return session
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -137,3 +138,59 @@ def test_ray_executor_without_a_reachable_cluster(tmp_path: Path) -> None:
 
 def test_unknown_executor(tmp_path: Path) -> None:
     run_bad(tmp_path, make_repo(tmp_path / "repo"), "--executor", "slurm", code=2, says=["--executor slurm"])
+
+
+# ----------------------------------------------------------------------------- usage mistakes, every subcommand
+
+USAGE_MISTAKES = [
+    # (arguments, words the one line must contain)
+    (["--api-key", "x"], ["--repo"]),  # a flag that exists, without the required --repo
+    (["--repo", "tiny", "--iterations", "abc"], ["--iterations", "abc"]),
+    (["--repo", "tiny", "--bogus"], ["--bogus"]),
+    (["--repo", "tiny", "--endpoint-patience", "soon"], ["--endpoint-patience", "soon"]),
+    (["run", "--repo", "tiny", "--lanes", "0"], ["--lanes"]),
+    (["resume", "RUN", "--bogus"], ["--bogus"]),
+    (["resume", "no-such-run"], ["no-such-run"]),
+    (["replay", "RUN", "--bogus"], ["--bogus"]),
+    (["replay", "RUN", "--fork-at", "abc"], ["--fork-at"]),
+    (["replay", "no-such-run"], ["no-such-run"]),
+    (["init", "--bogus"], ["--bogus"]),
+    (["init", "--repo", "/no/such/dir"], ["/no/such/dir"]),
+    (["runs", "--bogus"], ["--bogus"]),
+    (["runs", "--json", "extra"], ["extra"]),
+    (["show", "RUN", "--bogus"], ["--bogus"]),
+    (["show", "RUN", "--iteration", "abc"], ["--iteration"]),
+    (["show", "no-such-run"], ["no-such-run"]),
+    (["report", "RUN", "--out", "x.html"], ["--out"]),
+    (["report", "no-such-run"], ["no-such-run"]),
+    (["ab", "--a", "true", "--b", "true", "--bogus"], ["--bogus"]),
+    (["ab", "--a", "true", "--b", "true", "--max-pairs", "abc"], ["--max-pairs"]),
+    (["ab", "--a", "true"], ["--b"]),
+    (["profile", "--repo", "tiny", "--bogus"], ["--bogus"]),
+    (["profile", "--repo", "/no/such/dir"], ["/no/such/dir"]),
+    (["no-such-command"], ["no-such-command"]),
+]
+
+
+@pytest.mark.parametrize("args,says", USAGE_MISTAKES, ids=[" ".join(a) for a, _ in USAGE_MISTAKES])
+def test_every_subcommand_answers_a_usage_mistake_with_one_line_and_exit_2(tmp_path: Path, args: list[str],
+                                                                            says: list[str]) -> None:
+    runs = ["--runs-dir", str(tmp_path / "runs")] if args[0] in ("resume", "replay", "runs", "show", "report") \
+        and "--bogus" not in args and "extra" not in args else []
+    r = optimize(*args, *runs)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: ")
+    for words in says:
+        assert words in lines[0], lines[0]
+
+
+def test_messages_name_only_flags_that_exist() -> None:
+    from agent import cli
+
+    text = "\n".join(p.read_text() for p in Path(cli.__file__).parent.glob("*.py"))
+    helps = "".join(optimize(c, "--help").stdout for c in ("run", "resume", "replay", "init", "show", "report"))
+    for flag in sorted(set(re.findall(r"(?:pass|with) (--[a-z][a-z-]+)", text))):
+        assert flag in helps, f"a message tells the user to pass {flag}, which no subcommand has"

@@ -86,3 +86,86 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, reference
         for record in runs.glob("*/events.jsonl"):  # every line of the record is still valid JSON
             assert all(json.loads(line) for line in record.read_text().splitlines())
     assert outcome(runs, repo) == reference
+
+
+# ----------------------------------------------------------------------------- endpoint outages (fake server)
+
+
+class Outage:
+    """Serves a transcript's replies; from the `after`-th request on, answers 503 until `restore()`."""
+
+    def __init__(self, script: Path, after: int) -> None:
+        from tests.fakes.openai_server import load_script
+
+        self.replies, self.after, self.seen, self.down = load_script(script), after, 0, False
+
+    def __call__(self, body: dict) -> object:
+        from tests.fakes.openai_server import Fault
+
+        if self.seen >= self.after and not self.restored:
+            self.down = True
+            return Fault(503, message="server restarting")
+        self.seen += 1
+        return self.replies[self.seen - 1]
+
+    restored = False
+
+    def restore(self) -> None:
+        self.restored = True
+
+
+def live_run(repo: Path, url: str, runs: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "agent.cli", "--repo", str(repo), "--llm", url,
+                             "--runs-dir", str(runs), "--no-profile", "--quiet", *extra], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_an_outage_is_waited_out_and_the_run_continues_where_it_was(tmp_path: Path, fake_openai) -> None:
+    repo = make_repo(tmp_path / "repo", spec=FAST_SPEC)
+    outage = Outage(transcript(tmp_path / "t.jsonl"), after=2)
+    srv = fake_openai(outage)
+    proc = live_run(repo, srv.base_url, tmp_path / "runs", "--endpoint-backoff", "0.2s", "--endpoint-patience", "5m")
+    deadline = time.monotonic() + 300
+    while len(srv.requests) < 12 and time.monotonic() < deadline:  # 9 more than the old client's 7 tries
+        time.sleep(0.1)
+    outage.restore()
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert outage.down and "Traceback" not in err
+    runs = tmp_path / "runs"
+    assert outcome(runs, repo) == outcome_of_reference(tmp_path)
+    events = (next(runs.glob("*/events.jsonl"))).read_text()
+    assert "endpoint down since" in events and "endpoint back after" in events
+
+
+def outcome_of_reference(tmp_path: Path) -> list[tuple]:
+    """The same transcript replayed without any outage."""
+    repo = make_repo(tmp_path / "ref-repo", spec=FAST_SPEC)
+    proc = start(repo, transcript(tmp_path / "ref.jsonl"), tmp_path / "ref-runs")
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    return outcome(tmp_path / "ref-runs", repo)
+
+
+def test_patience_spent_leaves_a_resumable_run_then_resume_finishes_it(tmp_path: Path, fake_openai) -> None:
+    repo = make_repo(tmp_path / "repo", spec=FAST_SPEC)
+    outage = Outage(transcript(tmp_path / "t.jsonl"), after=2)
+    srv = fake_openai(outage)
+    runs = tmp_path / "runs"
+    proc = live_run(repo, srv.base_url, runs, "--endpoint-backoff", "0.2s", "--endpoint-patience", "2s")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 3, err
+    run_dir = next(runs.glob("*/run.json")).parent
+    manifest = json.loads((run_dir / "run.json").read_text())
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and "endpoint patience" in last, err
+    assert f"optimize resume {manifest['run_id']}" in last
+    assert (manifest["status"], manifest["stop_reason"]) == ("interrupted", "endpoint unusable")
+    assert not (run_dir / "run.lock").exists()
+    assert len(git(repo, "worktree", "list").splitlines()) == 1
+    outage.restore()
+    r = subprocess.run([sys.executable, "-m", "agent.cli", "resume", manifest["run_id"], "--runs-dir", str(runs),
+                        "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(subprocess.run([sys.executable, "-m", "agent.cli", "show", manifest["run_id"], "--runs-dir",
+                                      str(runs), "--json"], cwd=ROOT, capture_output=True, text=True).stdout)
+    assert data["status"] == "finished" and len(data["iterations"]) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.llm import (
+    Cancelled,
     Endpoint,
     LLMError,
     OpenAIModel,
@@ -24,9 +26,11 @@ from agent.llm import (
     ToolCall,
     Usage,
     check_endpoint,
+    endpoint_for,
     make_model,
     normalize_base_url,
     parse_arguments,
+    probe_structured_output,
     provider_for,
     request_messages,
 )
@@ -207,11 +211,55 @@ def test_stream_cut_off_midway_is_retried(fake_openai) -> None:
     assert len(srv.requests) == 2
 
 
-def test_retries_exhausted_raise_llm_error(fake_openai) -> None:
-    srv = fake_openai([fake.Fault(502, retry_after=0)] * 3)
-    with pytest.raises(LLMError, match=r"gave up after 3 attempts") as err:
-        model_for(srv, retries=2).complete([USER], TOOLS, tag="plan")
+def test_outage_is_waited_out_then_the_patience_ends_it(fake_openai) -> None:
+    srv = fake_openai(lambda body: fake.Fault(502, retry_after=0.3))
+    model = model_for(srv, patience_s=1.5)
+    notices: list[str] = []
+    model.on_notice = notices.append
+    t0 = time.perf_counter()
+    with pytest.raises(LLMError, match=r"down since \d\d:\d\d, for longer than the endpoint patience of 1.5 s") as err:
+        model.complete([USER], TOOLS, tag="plan")
+    assert 1.5 <= time.perf_counter() - t0 < 4
     assert srv.base_url in str(err.value) and "moonshotai/Kimi-K2.6" in str(err.value)
+    assert "optimize resume" in str(err.value)
+    assert len(srv.requests) >= 4 and not isinstance(err.value, RequestRejected)
+    assert all(re.match(r"endpoint down since \d\d:\d\d, next try in \d+ s \[plan\]", n) for n in notices), notices
+
+
+def test_outage_longer_than_the_old_retry_window_is_survived(fake_openai) -> None:
+    """Eight 503s in a row (the old client gave up after seven tries): the reply still arrives."""
+    srv = fake_openai([fake.Fault(503, retry_after=0.1)] * 8 + [fake.Reply("back")])
+    model = model_for(srv, patience_s=30)
+    notices: list[str] = []
+    model.on_notice = notices.append
+    assert model.complete([USER], TOOLS, tag="plan").content == "back"
+    assert len(srv.requests) == 9
+    assert notices[-1].startswith("endpoint back after")
+
+
+def test_backoff_is_capped(fake_openai) -> None:
+    srv = fake_openai([fake.Fault(502)] * 4 + [fake.Reply("ok")])
+    model = model_for(srv, patience_s=60, backoff_max_s=0.2)  # waits 0.2-0.4 s each, not 1, 2, 4, 8 s
+    t0 = time.perf_counter()
+    assert model.complete([USER], TOOLS, tag="plan").content == "ok"
+    assert time.perf_counter() - t0 < 3
+
+
+def test_waiting_stops_when_the_run_stops(fake_openai) -> None:
+    srv = fake_openai(lambda body: fake.Fault(503))
+    model = model_for(srv, patience_s=600)
+    t0 = time.perf_counter()
+    model.cancelled = lambda: time.perf_counter() - t0 > 0.5
+    with pytest.raises(Cancelled):
+        model.complete([USER], TOOLS, tag="plan")
+    assert time.perf_counter() - t0 < 3
+
+
+def test_a_repeated_server_error_is_a_rejected_request(fake_openai) -> None:
+    srv = fake_openai([fake.Fault(500, message="Failed to parse input")] * 3)
+    with pytest.raises(RequestRejected, match="Failed to parse input") as err:
+        model_for(srv, retries=2, backoff_max_s=0.05).complete([USER], TOOLS, tag="plan")
+    assert err.value.status == 500 and len(srv.requests) == 3
 
 
 def test_401_fails_fast_naming_url_and_model(fake_openai) -> None:
@@ -254,7 +302,7 @@ def test_bad_request_is_rejected_without_retry(fake_openai) -> None:
 
 
 def test_unreachable_endpoint_fails_in_seconds() -> None:
-    ep = Endpoint(base_url=f"http://127.0.0.1:{closed_port()}/v1", api_key=KEY, retries=0)
+    ep = Endpoint(base_url=f"http://127.0.0.1:{closed_port()}/v1", api_key=KEY, patience_s=0)
     t0 = time.perf_counter()
     with pytest.raises(LLMError, match="unreachable") as err:
         check_endpoint(ep)
@@ -263,6 +311,91 @@ def test_unreachable_endpoint_fails_in_seconds() -> None:
     with pytest.raises(LLMError, match="vllm serve"):
         OpenAIModel(ep).complete([USER], TOOLS, tag="plan")
     assert time.perf_counter() - t0 < 5
+    other = Endpoint(base_url=ep.base_url, model="gemma-3-270m", api_key=KEY, patience_s=0)
+    for call in (lambda: check_endpoint(other), lambda: OpenAIModel(other).complete([USER], TOOLS, tag="plan")):
+        with pytest.raises(LLMError) as err:
+            call()
+        assert "vllm" not in str(err.value).lower() and "Kimi" not in str(err.value)  # the hint fits the server
+
+
+# ----------------------------------------------------------------------------- weak and odd servers
+
+
+def test_stream_broken_inside_a_200_falls_back_to_non_streaming_for_good(fake_openai) -> None:
+    def script(body: dict) -> fake.Reply:  # like llama.cpp: streamed tool calls fail, unstreamed work
+        return fake.Reply("", "", [("read_file", '{"path": "a.py"}')], stream_error=bool(body.get("stream")))
+
+    srv = fake_openai(script)
+    model = model_for(srv)
+    notices: list[str] = []
+    model.on_notice = notices.append
+    first = model.complete([SYSTEM, USER], TOOLS, tag="attempt-001")
+    assert first.tool_calls[0].arguments == '{"path": "a.py"}'
+    model.complete([SYSTEM, USER, first.as_message(), *tool_results(first)], TOOLS, tag="attempt-001")
+    assert [r["stream"] for r in srv.requests] == [True, False, False]
+    assert "stream_options" not in srv.requests[-1]
+    assert model.settings["stream"] is False and model.stream is False
+    assert len(notices) == 1 and "streams no more" in notices[0]
+
+
+def test_usage_counted_with_the_servers_tokenizer(fake_openai) -> None:
+    srv = fake_openai([fake.Reply("two words")], usage=False, tokenize=True)
+    reply = model_for(srv).complete([SYSTEM, USER], TOOLS, tag="plan")
+    assert reply.usage.counted == "tokenizer"
+    assert reply.usage.completion_tokens == 2  # the fake's tokenizer: one token a word
+    assert reply.usage.prompt_tokens == len(srv.tokenized[0].split()) > 10
+    assert Reply.from_json(json.loads(json.dumps(reply.to_json()))) == reply  # recorded with its origin
+
+
+def test_usage_estimated_and_marked_when_the_server_cannot_count(fake_openai) -> None:
+    srv = fake_openai([fake.Reply("x" * 40), fake.Reply("y")], usage=False)
+    model = model_for(srv, stream=False)
+    notices: list[str] = []
+    model.on_notice = notices.append
+    reply = model.complete([SYSTEM, USER], TOOLS, tag="plan")
+    assert (reply.usage.counted, reply.usage.completion_tokens) == ("estimate", 10)
+    assert reply.usage.prompt_tokens > 0
+    model.complete([SYSTEM, USER], TOOLS, tag="plan")
+    assert len(notices) == 1 and "estimated at 4 characters a token" in notices[0]  # said once
+
+
+def test_server_usage_is_taken_as_reported(fake_openai) -> None:
+    srv = fake_openai([fake.Reply("hello")], tokenize=True)
+    reply = model_for(srv).complete([SYSTEM, USER], TOOLS, tag="plan")
+    assert reply.usage.counted == "" and reply.usage.prompt_tokens > 0 and srv.tokenized == []
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_structured_output_is_probed_and_used(fake_openai, supported: bool) -> None:
+    plan = json.dumps({"strategies": [{"title": "Cache the parse"}]})
+    srv = fake_openai(lambda body: fake.Reply(plan), structured=supported)
+    ep = Endpoint(base_url=srv.base_url, api_key=KEY)
+    assert probe_structured_output(ep) is supported
+    schema = {"name": "plan", "schema": {"type": "object"}}
+    OpenAIModel(ep, structured=supported).complete([SYSTEM, USER], TOOLS, tag="plan", schema=schema)
+    sent = srv.requests[-1]
+    if supported:
+        assert sent["response_format"]["json_schema"]["name"] == "plan"
+        assert "tools" not in sent and "tool_choice" not in sent  # servers refuse both at once
+    else:
+        assert "response_format" not in sent and sent["tools"] == TOOLS
+
+
+def test_a_rejected_request_is_recorded_and_replayed(fake_openai, tmp_path: Path) -> None:
+    srv = fake_openai([fake.Reply("ok"), fake.Fault(400, message="exceeds the context size")])
+    path = tmp_path / "llm.jsonl"
+    rec = RecordingModel(model_for(srv), path)
+    rec.complete([SYSTEM, USER], TOOLS, tag="attempt-001")
+    with pytest.raises(RequestRejected):
+        rec.complete([SYSTEM, USER, {"role": "user", "content": "more"}], TOOLS, tag="attempt-001")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[1]["rejected"] == {"status": 400, "message": "exceeds the context size"}
+    replay = ReplayModel(path)
+    assert replay.complete([SYSTEM, USER], TOOLS, tag="attempt-001").content == "ok"
+    with pytest.raises(RequestRejected, match="exceeds the context size"):
+        replay.complete([SYSTEM, USER], TOOLS, tag="attempt-001")
+    assert [m for _, m in request_messages(path)][1][-1]["content"] == "more"
+    assert RecordingModel(model_for(srv), path).seq == 2  # a resumed recording counts the refusal
 
 
 # ----------------------------------------------------------------------------- record and replay
@@ -355,6 +488,7 @@ def test_make_model_and_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     assert KEY not in repr(local.ep)
     moon = make_model("https://api.moonshot.ai", None, "k2")
     assert isinstance(moon, OpenAIModel) and moon.name == "kimi-k2.6" and moon.ep.api_key == "k2"
+    assert endpoint_for("https://api.moonshot.ai/v1", None).model == "kimi-k2.6"  # the path a run takes
     assert moon.settings["extra_body"] == {"thinking": {"type": "enabled"}} and "temperature" not in moon.settings
     assert make_model("http://h:1", "my-model", None).name == "my-model"
 

@@ -37,6 +37,8 @@ class Reply:
     finish_reason: str | None = None
     delay_s: float = 0.0  # sleep before answering (a slow server, or a client timeout)
     cut: bool = False  # streaming: drop the connection after the text, before finish_reason and [DONE]
+    stream_error: bool = False  # streaming: an error event after the text, inside the 200 (as llama.cpp does
+    #                             when it cannot stream a tool call); the same request unstreamed is answered
 
 
 @dataclass
@@ -65,6 +67,9 @@ class FakeServer:
         hooks: list[Hook] | None = None,
         port: int = 0,
         chunk_chars: int = 7,
+        usage: bool = True,
+        tokenize: bool = False,
+        structured: bool = True,
     ) -> None:
         self.script = script
         self.models = models
@@ -72,6 +77,11 @@ class FakeServer:
         self.reasoning_key = reasoning_key
         self.hooks = hooks or []
         self.chunk_chars = chunk_chars  # small, so clients must really assemble fragments
+        self.send_usage = usage  # False: like llama.cpp streaming, no token counts at all
+        self.tokenize = tokenize  # serve POST /tokenize (llama.cpp's form: {"content"} -> {"tokens"})
+        self.structured = structured  # accept response_format json_schema (else 400, as older servers)
+        self.tokenized: list[str] = []  # texts sent to /tokenize
+        self.probes = 0  # structured-output probes answered
         self.requests: list[dict] = []  # every chat-completions body received, in order
         self.failures: list[str] = []  # hook failures and protocol misuse, reported on close
         self._lock = threading.Lock()
@@ -206,7 +216,7 @@ def _handler(srv: FakeServer) -> type[BaseHTTPRequestHandler]:
 
         def _post(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path.rstrip("/") != "/v1/chat/completions":
+            if self.path.rstrip("/") not in ("/v1/chat/completions", "/tokenize"):
                 return self._error(404, f"no route {self.path}", "NotFoundError")
             if not self._authorized():
                 return
@@ -214,9 +224,16 @@ def _handler(srv: FakeServer) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw)
             except json.JSONDecodeError as e:
                 return self._error(400, f"body is not JSON: {e}", "BadRequestError")
+            if self.path.rstrip("/") == "/tokenize":
+                return self._tokenize(body)
             if body.get("model") not in srv.models:
                 # vLLM's wording for an unknown model
                 return self._error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
+            if body.get("response_format") and not srv.structured:
+                return self._error(400, "response_format is not supported", "BadRequestError")
+            if ((body.get("response_format") or {}).get("json_schema") or {}).get("name") == "probe":
+                srv.probes += 1  # Nightshift's capability probe is answered off-script
+                return self._json(200, self._completion(body, Reply('{"ok": true}')))
             step = srv.next_step(body)
             if step is None:
                 return self._error(400, "fake server: script exhausted", "BadRequestError")
@@ -228,6 +245,13 @@ def _handler(srv: FakeServer) -> type[BaseHTTPRequestHandler]:
                 self._stream(body, step)
             else:
                 self._json(200, self._completion(body, step))
+
+        def _tokenize(self, body: dict) -> None:
+            if not srv.tokenize:
+                return self._error(404, f"no route {self.path}", "NotFoundError")
+            text = str(body.get("content", ""))
+            srv.tokenized.append(text)
+            self._json(200, {"tokens": list(range(len(text.split())))})  # one token a word: easy to check
 
         def _completion(self, body: dict, reply: Reply) -> dict:
             ids = tool_call_ids(body, reply)
@@ -241,7 +265,7 @@ def _handler(srv: FakeServer) -> type[BaseHTTPRequestHandler]:
                 "id": f"chatcmpl-{len(srv.requests)}", "object": "chat.completion", "created": int(time.time()),
                 "model": body["model"],
                 "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(reply)}],
-                "usage": srv.usage(body, reply),
+                **({"usage": srv.usage(body, reply)} if srv.send_usage else {}),
             }
 
         def _stream(self, body: dict, reply: Reply) -> None:
@@ -265,6 +289,11 @@ def _handler(srv: FakeServer) -> type[BaseHTTPRequestHandler]:
                 send({"content": piece})
             if reply.cut:
                 return
+            if reply.stream_error:
+                error = {"error": {"message": "Cannot stream a tool call", "type": "server_error", "code": 500}}
+                self.wfile.write(f"error: {json.dumps(error)}\ndata: {json.dumps(error)}\n\n".encode())
+                self.wfile.flush()
+                return
             for index, (call_id, (name, args)) in enumerate(zip(tool_call_ids(body, reply), reply.tool_calls,
                                                                 strict=True)):
                 send({"tool_calls": [{"index": index, "id": call_id, "type": "function",
@@ -272,7 +301,7 @@ def _handler(srv: FakeServer) -> type[BaseHTTPRequestHandler]:
                 for piece in _pieces(args, n):
                     send({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
             send({}, _finish(reply))
-            if (body.get("stream_options") or {}).get("include_usage"):
+            if (body.get("stream_options") or {}).get("include_usage") and srv.send_usage:
                 chunk = {**head, "choices": [], "usage": srv.usage(body, reply)}
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.write(b"data: [DONE]\n\n")
