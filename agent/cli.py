@@ -325,6 +325,8 @@ def ab(a: Annotated[str, typer.Option("--a", help="Baseline command.")],
         out.print(f"{result['verdict']}: B is {result['speedup']:.3f}x A {_fmt_ci(result['ci'])} after {result['pairs']} pairs")
 
 
+    if (gate := d.get("test_gate") or "").startswith("weak"):
+        out.print(f"WEAK TEST GATE: {gate}", markup=False)
 @app.command("profile")
 def profile_cmd(repo: Annotated[str, typer.Option("--repo", help="A path or a bundled target name.")],
                 target: Annotated[Path | None, typer.Option("--target")] = None,

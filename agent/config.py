@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 
 class SpecError(Exception):
@@ -56,11 +56,39 @@ class Metric(Strict):
     better: Literal["higher", "lower"] = "higher"
 
 
+class Holdout(Strict):
+    """The benchmark on inputs the model never saw, for a benchmark whose own input is fixed: each
+    verification runs it on fresh seeds, and its `same_output` lines must equal the unmodified code's
+    on the same seeds, so an answer keyed on the fixed input (or computed for it during the build) fails."""
+
+    cmd: str | None = Field(None, description="The hold-out command, with {seed}: e.g. 'python bench.py --seed {seed}'.")
+    args: str | None = Field(None, description="Or: arguments with {seed} appended to the bench command, e.g. '--seed {seed}'.")
+    runs: int = Field(2, ge=1, le=20, description="Fresh inputs per verification.")
+
+    @model_validator(mode="after")
+    def _one_seeded_command(self) -> Holdout:
+        if (self.cmd is None) == (self.args is None):
+            raise ValueError("give either cmd or args")
+        if "{seed}" not in (self.cmd or self.args or ""):
+            raise ValueError("must contain {seed}: the hold-out input is chosen by the harness")
+        return self
+
+    def command(self, bench_cmd: str) -> str:
+        return self.cmd or f"{bench_cmd} {self.args}"
+
+
 class Bench(Step):
     metric: Metric | None = Field(None, description="None: wall time of the command, lower is better.")
     same_output: list[str] = Field(default_factory=list, description="Regexes of output lines that must equal the baseline's.")
+    holdout: Holdout | None = Field(None, description="For a fixed-input benchmark: the same benchmark on unseen inputs.")
     reference_cmd: str | None = Field(None, description="Another implementation, measured side by side with the best at the end.")
     timeout: Seconds = 600
+
+    @model_validator(mode="after")
+    def _holdout_compares_something(self) -> Bench:
+        if self.holdout is not None and not self.same_output:
+            raise ValueError("holdout needs same_output: the lines compared with the unmodified code's")
+        return self
 
     @property
     def better(self) -> Literal["higher", "lower"]:

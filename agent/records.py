@@ -94,7 +94,7 @@ class EvaluationStarted(_Event):
 
     type: Literal["evaluation-started"] = "evaluation-started"
     index: int
-    key: str  # content key: spec, both commits, min_effect (agent.remote.evaluation_key)
+    key: str  # content key: spec, both commits, min_effect (agent.executor.evaluation_key)
     base_commit: str
     commit: str
     protected_attempts: list[str] = Field(default_factory=list)

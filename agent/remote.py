@@ -15,8 +15,6 @@ See docs/ray.md for how to start the cluster.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import shutil
 import socket
 import subprocess
@@ -28,6 +26,7 @@ from typing import Any
 
 from agent import verify
 from agent.config import TargetSpec
+from agent.executor import ExecutorError, evaluation_key
 from agent.target import Target, failure
 from agent.verify import Arm, Outcome
 from tools import fingerprint, gitops
@@ -36,23 +35,11 @@ RESOURCE = "bench_slot"  # the custom resource every benchmark host offers exact
 WORKDIR_PREFIX = "nightshift-eval-"  # a task's scratch directory on its host: prefix + key[:16] + node[:12]
 LOGS = ("build.log", "test.log")
 RETRIES = 3  # re-executions after a lost node (or a killed worker), each from scratch on any free host
-KEY_VERSION = 1  # bump when what an evaluation means changes, so old keys are not taken for new ones
 
 
-class RemoteError(Exception):
+class RemoteError(ExecutorError):
     """Ray is missing or the cluster cannot measure (no benchmark host, evaluation lost); the message says
     what to do. Never raised for a candidate's own failures: those are Outcomes."""
-
-
-def evaluation_key(spec: TargetSpec, best_commit: str, cand_commit: str, min_effect: float) -> str:
-    """The idempotency key of an evaluation: sha256 of everything that decides its verdict.
-
-    The same spec, commits and threshold give the same key on any machine and in any process, so
-    `optimize resume` can resubmit exactly the evaluations it has no outcome for (and recognise one
-    it already has) without remembering Ray object refs, which die with the driver."""
-    content = {"v": KEY_VERSION, "spec": spec.model_dump(mode="json"), "best": best_commit,
-               "cand": cand_commit, "min_effect": repr(float(min_effect))}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def _ray() -> ModuleType:
@@ -164,7 +151,7 @@ class RayExecutor:
         return max(1, min(counts))
 
     def verify(self, best: Arm, cand: Arm, *, min_effect: float, expected: list[str],
-               protected_attempts: list[str], logs: Path) -> Outcome:
+               protected_attempts: list[str], logs: Path, reference: Arm | None = None) -> Outcome:
         """Like `verify.verify` (only `best.commit` and `cand.commit` are used: the host builds its own
         worktrees), measured on one benchmark host. Logs are written, and an Outcome returned, only for a
         finished evaluation; RemoteError when the cluster could not finish it (resubmit by its key)."""

@@ -192,9 +192,19 @@ class Session:
         build = target.build()
         if build is not None and failure(build, "build-failed"):
             raise BaselineError(f"the build fails on the unmodified code ({self.spec.build.cmd}):\n{build.tail()}")
-        tests = target.test()
+        tests, inventory = target.test_run()
         if failure(tests, "tests-failed"):
-            raise BaselineError(f"the tests fail on the unmodified code ({self.spec.test.cmd}):\n{tests.tail()}")
+            raise BaselineError(f"the tests fail on the unmodified code ({self.spec.test.cmd})"
+                                + verify.failing_tests(tests, inventory))
+        gate, weak = verify.gate_summary(self.spec, tests, inventory)  # loud when the runner reports no tests
+        self.save_manifest(test_gate=gate)
+        if weak:
+            self.note(weak, "warning")
+        held, shaky = verify.holdout_baseline(self.spec, self.base)
+        if held:
+            raise BaselineError(held)
+        if shaky:
+            self.note(shaky, "warning")
         bench = target.bench()
         if failure(bench, "crashed"):
             raise BaselineError(f"the benchmark fails on the unmodified code ({self.spec.bench.cmd}):\n{bench.tail()}")

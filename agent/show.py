@@ -58,5 +58,6 @@ def show(store: RunStore) -> dict[str, Any]:
         # "" when the server reported usage; "tokenizer" or "estimate" when Nightshift counted them itself
         "tokens_counted": m.summary.get("tokens_counted", ""),
         "sandbox": m.sandbox,
+        "test_gate": m.summary.get("test_gate"),
         "record": str(store.path),
     }

@@ -23,7 +23,7 @@ from agent import target as targets
 from agent.config import TargetSpec
 from agent.target import BENCH_SANDBOX, Target, failure, new_seed, passed_tests, protected_globs, with_seed
 from tools import gitops, sh, stats, testreport
-from tools.bench import Sample, SampleError, pause_while_saturated, probe_sample, run_sample
+from tools.bench import Sample, SampleError, metric_value, pause_while_saturated, probe_sample, run_sample
 
 # Added lines that keep results around: memoisation, on-disk stores, files opened for writing.
 CACHE_HINTS = re.compile(
@@ -232,17 +232,18 @@ def _mismatch(expected: list[str], got: list[str]) -> str:
 
 
 def verify(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, *, min_effect: float, expected: list[str],
-           protected_attempts: list[str], logs: Path) -> Outcome:
-    """The verdict on one candidate; never raises, so no candidate can end the run."""
+           protected_attempts: list[str], logs: Path, reference: Arm | None = None) -> Outcome:
+    """The verdict on one candidate; never raises, so no candidate can end the run. `reference`: the
+    unmodified code, whose hold-out output the candidate must reproduce (the best when not given)."""
     try:
         return _verify(spec, repo, best, cand, min_effect=min_effect, expected=expected,
-                       protected_attempts=protected_attempts, logs=logs)
+                       protected_attempts=protected_attempts, logs=logs, reference=reference)
     except Exception as e:  # a candidate that breaks the harness (odd files, git errors) is an error, not a crash
         return Outcome("error", "crashed", f"verification could not finish: {type(e).__name__}: {e}")
 
 
 def _verify(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, *, min_effect: float, expected: list[str],
-            protected_attempts: list[str], logs: Path) -> Outcome:
+            protected_attempts: list[str], logs: Path, reference: Arm | None = None) -> Outcome:
     protected = protected_globs(spec, _best_tests(spec, best).report)  # the runner's config as the best's run read it
     touched = [p for p in gitops.changed_paths(repo, best.commit, cand.commit) if gitops.matches(p, protected)]
     if touched or protected_attempts:
@@ -267,6 +268,8 @@ def _verify(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, *, min_effect: f
     if bad := test_gate(spec, best, tests, report, seed):
         return Outcome("rejected", *bad)
     _undo_test_writes(cand.worktree, after_build)  # nothing the tests wrote may reach the benchmark
+    if held := holdout_check(spec, reference or best, cand):
+        return held
     try:
         share = timed_share(spec, best)
         m = measure(spec, best, cand, looks=spec.decide.looks, min_effect=min_effect, expected=expected, share=share)
@@ -338,10 +341,7 @@ def test_gate(spec: TargetSpec, best: Arm, tests: sh.Result, report: testreport.
     seeded = "{seed}" in spec.test.cmd
     on = f" (seed {seed})" if seeded else ""
     if bad := failure(tests, "tests-failed"):
-        if bad[0] == "tests-failed" and report.failing:
-            return bad[0], (f"tests{on} {bad[1]}; {len(report.failing)} failed:\n{testreport.describe(report.failing)}"
-                            f"\n--- output tail ---\n{testreport.clean_tail(tests.output, 15)}")
-        return bad[0], f"tests{on} {bad[1]}\n{testreport.clean_tail(tests.output)}"
+        return bad[0], f"tests{on} {bad[1]}" + failing_tests(tests, report)
     ref = _best_tests(spec, best)
     if not ref.report.cases:  # a runner that reports no tests: counts from its summary line, a weak gate
         want, got = passed_tests(ref.result.output), passed_tests(tests.output)
@@ -361,6 +361,101 @@ def test_gate(spec: TargetSpec, best: Arm, tests: sh.Result, report: testreport.
         return "tests-failed", ("the test runner loaded plugins from the code under test, which can rewrite "
                                 f"test outcomes: {', '.join(extra)}")
     return None
+
+
+def failing_tests(tests: sh.Result, report: testreport.Report) -> str:
+    """The failing tests by name with their first lines when the runner reported them, then a cleaned tail."""
+    if report.failing:
+        return (f"; {len(report.failing)} failed:\n{testreport.describe(report.failing)}"
+                f"\n--- output tail ---\n{testreport.clean_tail(tests.output, 15)}")
+    return "\n" + testreport.clean_tail(tests.output)
+
+
+def gate_summary(spec: TargetSpec, tests: sh.Result, report: testreport.Report) -> tuple[str, str | None]:
+    """How strong the test gate of this run is (for run.json), and a warning when it is weak."""
+    if report.cases:
+        return f"by test identity: {report.summary()}", None
+    count = passed_tests(tests.output)
+    how = (f"only a count from its summary line ({count} passed), so removed tests can be replaced by others"
+           if count is not None else "not even a count: only the exit code is checked")
+    return "weak: " + how, (
+        f"WEAK TEST GATE: the test command ({spec.test.cmd}) gave no per-test report, {how}. Use a runner the "
+        "harness can read: pytest, Maven/Gradle (JUnit XML reports), cargo test without -q, go test -json.")
+
+
+HOLDOUT_GAP = 2.0  # a speedup on the fixed input this many times the one on unseen inputs is keyed on it
+HOLDOUT_MIN = 1.5  # below this speedup on the fixed input the comparison is left to the measurement
+
+
+def holdout_check(spec: TargetSpec, reference: Arm, cand: Arm) -> Outcome | None:
+    """The benchmark on fresh inputs the model never saw (`[bench] holdout`). On each, the candidate's
+    checked lines must equal the unmodified code's (an answer keyed on the fixed input is wrong here), and
+    its speedup must carry over: a large win on the fixed input that vanishes on unseen inputs of the
+    same kind is an answer looked up for that input, however exactly it is keyed. None when it holds."""
+    h = spec.bench.holdout
+    if h is None:
+        return None
+    gains: dict[str, list[float]] = {"fixed": [], "unseen": []}
+    for _ in range(h.runs):
+        seed = new_seed()
+        want, got = (Target(spec, arm.worktree).holdout(seed) for arm in (reference, cand))
+        if bad := failure(want, "crashed"):
+            return Outcome("error", bad[0], f"the hold-out command fails on the unmodified code (seed {seed}): "
+                           f"{bad[1]}\n{testreport.clean_tail(want.output)}")
+        if bad := failure(got, "crashed"):
+            return Outcome("rejected", bad[0], f"hold-out run (an input the model never saw, seed {seed}) "
+                           f"{bad[1]}\n{testreport.clean_tail(got.output)}")
+        lines_want, lines_got = expected_lines(spec, want.output), expected_lines(spec, got.output)
+        if lines_want != lines_got:
+            return Outcome("rejected", "output-mismatch", f"on a hold-out input the model never saw (seed {seed}): "
+                           f"{_mismatch(lines_want, lines_got)}; right only for the benchmark's fixed input?")
+        fixed = [Target(spec, arm.worktree).bench() for arm in (reference, cand)]
+        for kind, (a, b) in (("unseen", (want, got)), ("fixed", fixed)):
+            if (gain := _times_better(spec, a, b)) is not None:
+                gains[kind].append(gain)
+    if gains["fixed"] and gains["unseen"]:
+        fixed, unseen = (math.exp(sum(map(math.log, g)) / len(g)) for g in (gains["fixed"], gains["unseen"]))
+        if fixed >= HOLDOUT_MIN and fixed >= HOLDOUT_GAP * unseen:
+            return Outcome("rejected", "guard-metric", f"{fixed:.2f}x faster than the unmodified code on the "
+                           f"benchmark's fixed input but {unseen:.2f}x on {h.runs} inputs the model never saw: "
+                           "an answer keyed on the fixed input?")
+    return None
+
+
+def _times_better(spec: TargetSpec, a: sh.Result, b: sh.Result) -> float | None:
+    """How many times better run b is than run a: by the metric when there is one, else by wall time."""
+    if not (a.ok and b.ok):
+        return None
+    if spec.bench.metric is None:
+        return a.wall_s / b.wall_s if b.wall_s > 0 else None
+    try:
+        va, vb = metric_value(a.output, spec.bench.metric), metric_value(b.output, spec.bench.metric)
+    except ValueError:
+        return None
+    if va <= 0 or vb <= 0:
+        return None
+    return vb / va if spec.bench.better == "higher" else va / vb
+
+
+def holdout_baseline(spec: TargetSpec, base: Arm) -> tuple[str | None, str | None]:
+    """(error, warning) about the hold-out at the start of a run: it must run on the unmodified code and
+    print the checked lines; lines that stay the same for two seeds make it a weak check."""
+    h = spec.bench.holdout
+    if h is None:
+        return None, None
+    outputs = []
+    for seed in (new_seed(), new_seed()):
+        result = Target(spec, base.worktree).holdout(seed)
+        if bad := failure(result, "crashed"):
+            return f"the hold-out command fails on the unmodified code ({h.command(spec.bench.cmd)}, seed {seed}): " \
+                   f"{bad[1]}\n{testreport.clean_tail(result.output)}", None
+        outputs.append(expected_lines(spec, result.output))
+    if not outputs[0]:
+        return f"the hold-out command ({h.command(spec.bench.cmd)}) prints no line matching same_output", None
+    if outputs[0] == outputs[1]:
+        return None, ("the hold-out command printed the same checked lines for two seeds: does {seed} reach the "
+                      "benchmark's input? The hold-out check cannot tell a keyed answer from a right one.")
+    return None, None
 
 
 def judge(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, m: Measurement, min_effect: float) -> Outcome:

@@ -21,7 +21,8 @@ import pytest
 
 from agent import remote, verify
 from agent.config import TargetSpec
-from agent.remote import RayExecutor, RemoteError, evaluation_key
+from agent.executor import evaluation_key
+from agent.remote import RayExecutor, RemoteError
 from agent.target import Target
 from agent.verify import Arm, Outcome
 from tests.test_verify import PROG, candidate, repo_with, spec

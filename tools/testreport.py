@@ -93,12 +93,13 @@ def clear_junit(worktree: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def collect(worktree: Path, reports: Path, output: str) -> Report:
-    """Everything this run's runners reported: probe files in `reports`, JUnit XML in the worktree, console lines."""
+def collect(worktree: Path, reports: Path, output: str, seen_as: Path | None = None) -> Report:
+    """Everything this run's runners reported: probe files in `reports`, JUnit XML in the worktree, console
+    lines. `seen_as`: where the runner saw the worktree, when the sandbox showed a copy at another path."""
     report = Report()
-    root = worktree.resolve()
+    roots = [r.resolve() for r in (seen_as, worktree) if r is not None]
     for path in sorted(reports.glob("pytest-*.json")) if reports.is_dir() else []:
-        _read_probe(report, path, root)
+        _read_probe(report, path, roots)
     xmls = junit_files(worktree)
     for path in xmls:
         _read_junit(report, path)
@@ -113,15 +114,16 @@ def collect(worktree: Path, reports: Path, output: str) -> Report:
     return report
 
 
-def _inside(path: str, root: Path) -> str | None:
-    p = Path(path)
-    try:
-        return p.resolve().relative_to(root).as_posix()
-    except (ValueError, OSError):
-        return None
+def _inside(path: str, roots: list[Path]) -> str | None:
+    for root in roots:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return None
 
 
-def _read_probe(report: Report, path: Path, root: Path) -> None:
+def _read_probe(report: Report, path: Path, roots: list[Path]) -> None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -141,7 +143,7 @@ def _read_probe(report: Report, path: Path, root: Path) -> None:
     report.deselected += data.get("deselected", [])
     for key, out in (("config", report.config), ("plugins", report.plugins)):
         for src in data.get(key, []):
-            if (rel := _inside(src, root)) and rel not in out:
+            if (rel := _inside(src, roots)) and rel not in out:
                 out.append(rel)
 
 

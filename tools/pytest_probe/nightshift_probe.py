@@ -80,7 +80,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return  # a passing setup or teardown says nothing yet
     if previous in ("failed", "error", "skipped") and outcome == "passed":
         return
-    results[report.nodeid] = {"outcome": outcome, "message": "" if outcome == "passed" else _first_line(report)}
+    message = f"xfail: {report.wasxfail}" if hasattr(report, "wasxfail") else _first_line(report)
+    results[report.nodeid] = {"outcome": outcome, "message": "" if outcome == "passed" else message}
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
