@@ -283,6 +283,8 @@ def _print_show(d: dict) -> None:
                "tokenizer": " (counted with the server's tokenizer: it reported no usage)"}.get(d.get("tokens_counted", ""), "")
         out.print(f"tokens: {tokens.get('prompt', 0):,} prompt ({tokens.get('cached', 0):,} cached), "
                   f"{tokens.get('completion', 0):,} completion{how}", markup=False)
+    if (gate := d.get("test_gate") or "").startswith("weak"):
+        out.print(f"WEAK TEST GATE: {gate}", markup=False)
     out.print(f"status {d['status']} ({d['stop_reason']}) · record {d['record']}")
 
 
@@ -325,8 +327,6 @@ def ab(a: Annotated[str, typer.Option("--a", help="Baseline command.")],
         out.print(f"{result['verdict']}: B is {result['speedup']:.3f}x A {_fmt_ci(result['ci'])} after {result['pairs']} pairs")
 
 
-    if (gate := d.get("test_gate") or "").startswith("weak"):
-        out.print(f"WEAK TEST GATE: {gate}", markup=False)
 @app.command("profile")
 def profile_cmd(repo: Annotated[str, typer.Option("--repo", help="A path or a bundled target name.")],
                 target: Annotated[Path | None, typer.Option("--target")] = None,

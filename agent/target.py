@@ -84,14 +84,14 @@ class Target:
     def bench(self, seed: int = 1) -> sh.Result:
         return self._run(with_seed(self.spec.bench.cmd, seed), self.spec.bench.timeout, "bench")
 
-    def _run(self, cmd: str, timeout: float, step: str, env: dict[str, str] | None = None,
-             writable: tuple[Path, ...] = ()) -> sh.Result:
-        sandbox = BENCH_SANDBOX if step == "bench" else self.sandbox(writable, self.writable_root())
     def holdout(self, seed: int) -> sh.Result:
         """The benchmark on an input the model never saw (`[bench] holdout`), sandboxed like the benchmark."""
         cmd = self.spec.bench.holdout.command(self.spec.bench.cmd)
         return self._run(with_seed(cmd, seed), self.spec.bench.timeout, "bench")
 
+    def _run(self, cmd: str, timeout: float, step: str, env: dict[str, str] | None = None,
+             writable: tuple[Path, ...] = ()) -> sh.Result:
+        sandbox = BENCH_SANDBOX if step == "bench" else self.sandbox(writable, self.writable_root())
         with lease.exclusive() if step == "bench" else lease.shared():
             return sh.run(cmd, self.worktree, timeout, sandbox=sandbox, env=env)
 
