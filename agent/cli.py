@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agent import show as shows
-from agent.config import dump_spec
+from agent.config import SpecError, dump_spec, load_spec, parse_spec
 from agent.llm import LLMError
 from agent.records import RecordError, find_run, list_runs
 from agent.session import BaselineError, Options, Session
@@ -202,22 +202,41 @@ def _x(value: float | None) -> str:
 
 @app.command()
 def init(repo: Annotated[Path, typer.Option("--repo", help="The project to describe.")],
-         force: Annotated[bool, typer.Option(help="Overwrite an existing optimize.toml.")] = False) -> None:
-    """Write a guessed optimize.toml for you to edit."""
+         force: Annotated[bool, typer.Option(help="Overwrite an existing optimize.toml.")] = False,
+         check: Annotated[bool, typer.Option("--check", help="Run the spec once (on a copy) and say what works; "
+                                             "with an existing optimize.toml, checks that one.")] = False) -> None:
+    """Write a guessed optimize.toml for you to edit (and check it with --check)."""
+    from agent import initcheck
     from tools import detect
 
     if not repo.is_dir():
         raise Exit(2, f"--repo {repo}: not a directory")
     path = repo / "optimize.toml"
+    if path.exists() and not force and not check:
+        raise Exit(2, f"{path} exists; pass --force to overwrite it (or --check to run it once)")
     if path.exists() and not force:
-        raise Exit(2, f"{path} exists; pass --force to overwrite it")
-    guessed = detect.guess(repo)
-    if guessed is None:
-        raise Exit(2, f"{repo}: nothing recognisable (pytest, Maven, Zig, Cargo, Make); write optimize.toml by hand")
-    spec, why = guessed
-    path.write_text(f"# Guessed by `optimize init` ({why}). Check every command, then run `optimize --repo {repo}`.\n"
-                    + dump_spec(spec))
-    out.print(f"wrote {path}: {why}")
+        try:
+            spec = load_spec(path)
+        except SpecError as e:
+            raise Exit(2, f"invalid target spec: {e}") from e
+    else:
+        guessed = detect.guess(repo)
+        if guessed is None:
+            raise Exit(2, f"{repo}: nothing recognisable (Maven, Gradle, Zig, Cargo, Go, pytest, Make); "
+                          "write optimize.toml by hand")
+        spec = parse_spec(guessed[0], "guess")
+        why = guessed[1]
+        path.write_text(f"# Guessed by `optimize init`: {why}.\n# Check every command, then run "
+                        f"`optimize init --check --repo {repo}` and `optimize --repo {repo}`.\n" + dump_spec(spec))
+        out.print(f"wrote {path}:", markup=False)  # guesses quote spec sections such as [bench]
+        for reason in why.split("; "):
+            out.print(f"  - {reason}", markup=False)
+    if check:
+        ok, lines = initcheck.check(spec, repo)
+        for line in lines:
+            out.print(line, markup=False)
+        if not ok:
+            raise Exit(2, f"the spec does not run as it is: edit {path} and check again")
 
 
 @app.command()

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.config import SpecError, TargetSpec, load_spec
+from agent.config import SpecError, TargetSpec, load_spec, parse_spec
 from agent.llm import (
     Model,
     OpenAIModel,
@@ -63,7 +63,7 @@ def resolve(repo: str, target: Path | None) -> Source:
         elif (path / "optimize.toml").is_file():
             spec, origin = load_spec(path / "optimize.toml"), str(path / "optimize.toml")
         elif guessed := detect.guess(path):
-            spec, origin = guessed[0], f"guessed: {guessed[1]}"
+            spec, origin = parse_spec(guessed[0], "guess"), f"guessed: {guessed[1]}"
         else:
             raise BadInput(f"{path}: no optimize.toml and nothing recognisable to build or test; "
                            f"run `optimize init --repo {repo}` and edit the file it writes")
