@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -126,7 +127,7 @@ def contended(a: Sample, b: Sample) -> str | None:
 
 def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: float,
             expected: list[str] | None = None, on_pair=None, extra: list[int] | None = None,
-            share: float | None = None) -> Measurement:
+            share: float | Callable[[], float] | None = None) -> Measurement:
     """Interleaved pairs of fresh processes; raises SampleError or OutputMismatch from arm B.
 
     The decision is on the metric when the spec has one, else on the process's time: CPU time of the
@@ -177,6 +178,13 @@ def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: f
         return one
 
     kw = {"min_effect": min_effect, "alpha": spec.decide.alpha, "looks": looks, "extra": extra}
+    shares: list[float] = []  # the timed share, measured the first time a metric says "better"
+
+    def timed() -> float:
+        if not shares:
+            shares.append(share() if callable(share) else float(share or MIN_TIMED_SHARE))
+        return shares[0]
+
     if metric is None:
         judge = stats.process_judge(**kw)  # type: ignore[arg-type]
     else:
@@ -184,7 +192,7 @@ def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: f
             ratios = stats.speedups([p[0].value for p in pairs], [p[1].value for p in pairs], metric.better)
             d = stats.decide(ratios, **kw)  # type: ignore[arg-type]
             if (d and d.verdict == "better" and share is not None and len(pairs) < budget
-                    and moved_check(pairs, d.ci[0], spec.decide.alpha, share)[0] == "open"):
+                    and moved_check(pairs, d.ci[0], spec.decide.alpha, timed())[0] == "open"):
                 return None  # the process's own timing cannot tell yet: measure on
             return d and stats.Decision(d.verdict, d.speedup, d.ci, d.pairs, d.looks, "metric")
 
@@ -197,8 +205,10 @@ def measure(spec: TargetSpec, a: Arm, b: Arm, *, looks: list[int], min_effect: f
             sample(a, "a"), sample(b, "b"), better=metric.better if metric else "lower", order="abba",
             on_pair=on_pair and (lambda i, x, y: on_pair(i, x.value, y.value)), judge=judge,
             contended=contended, max_redo=max_redo, on_redo=redone.append, **kw)  # type: ignore[arg-type]
+    if share is not None and metric is not None and decision.verdict == "better":
+        timed()
     return Measurement(decision, [p[0] for p in pairs], [p[1] for p in pairs], redone,
-                       MIN_TIMED_SHARE if share is None else share)
+                       shares[0] if shares else MIN_TIMED_SHARE)
 
 
 def calibration(spec: TargetSpec, m: Measurement, min_effect: float) -> stats.Calibration:
@@ -271,8 +281,8 @@ def _verify(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, *, min_effect: f
     if held := holdout_check(spec, reference or best, cand):
         return held
     try:
-        share = timed_share(spec, best)
-        m = measure(spec, best, cand, looks=spec.decide.looks, min_effect=min_effect, expected=expected, share=share)
+        m = measure(spec, best, cand, looks=spec.decide.looks, min_effect=min_effect, expected=expected,
+                    share=lambda: timed_share(spec, best))
     except OutputMismatch as e:
         return Outcome("rejected", "output-mismatch", str(e))
     except SampleError as e:
@@ -470,6 +480,7 @@ def judge(spec: TargetSpec, repo: Path, best: Arm, cand: Arm, m: Measurement, mi
         return Outcome("rejected", reason, detail, flags=flags, **base)
     if problem := guard_metrics(spec, m):
         return Outcome("rejected", "guard-metric", problem, flags=flags, **base)
+    inherit_share(best, cand, d.ci[1])
     return Outcome("accepted", "faster", f"speedup {d.speedup:.3f} [{d.ci[0]:.3f}, {d.ci[1]:.3f}] after {d.pairs} "
                    f"pairs; {how}", flags=flags, **base)
 
@@ -499,10 +510,12 @@ _shares_lock = threading.Lock()
 
 def timed_share(spec: TargetSpec, best: Arm) -> float:
     """A conservative lower bound on the share of the best's benchmark process that its metric times,
-    by the harness's clock: a run frozen for `pause` s (3x its run time) inside the timed region reports
+    by the harness's clock: a run frozen for `pause` s (2x its run time) inside the timed region reports
     a metric worse by the factor r = 1 + pause/D, so D = pause/(r - 1); frozen outside, it barely moves.
     Half the least such D over the median run time, within [MIN_TIMED_SHARE, 0.9]; MIN_TIMED_SHARE when no
-    probe landed in the region (or the spec has no metric). Once per best."""
+    probe landed in the region (or the spec has no metric). Once per best, and only when a candidate's
+    metric says "better"; a best that was itself accepted inherits its share from its parent's
+    (`inherit_share`) instead of being probed again."""
     metric = spec.bench.metric
     if metric is None:
         return 1.0
@@ -516,7 +529,7 @@ def timed_share(spec: TargetSpec, best: Arm) -> float:
                             sandbox=BENCH_SANDBOX)[0] for _ in range(3)]
         wall = sorted(s.wall_s for s in plain)[1]
         value = sorted(s.value for s in plain)[1]
-        pause = 3 * wall
+        pause = 2 * wall
         spans = []
         for j in range(1, PROBES + 1):
             got = probe_sample(cmd, best.worktree, metric=metric, timeout=spec.bench.timeout, at=j * wall / (PROBES + 1),
@@ -536,6 +549,15 @@ def process_statistic(m: Measurement) -> str:
     """How the harness times the process: CPU time when both arms are single-threaded and CPU-bound
     (steady under load; judged by stats.cpu_bound, which holds on a busy host too), else wall time."""
     return "cpu" if stats.cpu_bound(m.a) and stats.cpu_bound(m.b) else "wall"
+
+
+def inherit_share(parent: Arm, child: Arm, speedup_hi: float) -> None:
+    """An accepted candidate's timed share, from its parent's and the largest speedup its interval allows:
+    the region shrank S-fold and the rest stayed, so f' = (f/S) / (1 - f + f/S) (a lower bound again)."""
+    with _shares_lock:
+        f = _shares.get((str(parent.worktree), parent.commit))
+        if f is not None and speedup_hi > 0:
+            _shares[(str(child.worktree), child.commit)] = max(MIN_TIMED_SHARE, (f / speedup_hi) / (1 - f + f / speedup_hi))
 
 
 def moved_check(pairs: list[tuple[Sample, Sample]], claimed: float, alpha: float, share: float) -> tuple[str, float, float, float]:

@@ -121,7 +121,7 @@ def stop_load(proc: subprocess.Popen | None) -> None:
 
 def record(bench: str, condition: str, minutes: float) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"{bench}-{condition}.jsonl"
+    path = OUT / f"{bench}-{condition}-{time.strftime('%H%M%S')}.jsonl"  # one file per session; `table` groups them
     tmp = Path(tempfile.mkdtemp(prefix=".work-", dir=OUT))  # not /tmp: the benchmark sandbox has a private one
     try:
         exe = build_c(tmp) if bench == "c" else None
@@ -171,6 +171,7 @@ def main() -> None:
     every.add_argument("--minutes", type=float, default=4)
     tab = sub.add_parser("table")
     tab.add_argument("--json", action="store_true")
+    tab.add_argument("--markdown", action="store_true", help="the README's table")
     args = ap.parse_args()
     if args.cmd == "record":
         print(record(args.bench, args.condition, args.minutes))
@@ -179,9 +180,13 @@ def main() -> None:
             for bench in ("py", "c"):
                 print(record(bench, condition, args.minutes), flush=True)
     else:
-        from benchmarks.ab_rules import table
+        from benchmarks.ab_rules import markdown, noise, table
 
-        table(OUT, as_json=args.json)
+        results = table(OUT, as_json=args.json)
+        if args.markdown:
+            print(markdown(results))
+        if not args.json:
+            noise(OUT)
 
 
 if __name__ == "__main__":

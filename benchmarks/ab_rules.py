@@ -154,33 +154,81 @@ def decisions(rule: Callable, stream: list[tuple[S, S]], aa: list[tuple[S, S]]) 
 
 
 def truth(rows: list[dict], arm: str) -> float:
-    """The realised true speedup: median over the whole recording of A's CPU time over the arm's."""
-    return statistics.median(r["A"]["cpu"] for r in rows) / statistics.median(r[arm]["cpu"] for r in rows)
+    """The realised true speedup: 10%-trimmed geometric mean over the whole recording of the per-round
+    CPU-time ratio of A to the arm (every recorded round, not only those a rule used)."""
+    return stats.geomean_interval([r["A"]["cpu"] / r[arm]["cpu"] for r in rows], 0.5)[0]
 
 
-def table(folder: Path, as_json: bool = False) -> None:
-    results = []
+def table(folder: Path, as_json: bool = False) -> list[dict]:
+    """Decisions of every rule per (benchmark, condition, variant), over all recordings of that cell;
+    decisions never cross from one recording to the next."""
+    cells: dict[tuple[str, str], list[list[dict]]] = {}
     for path in sorted(folder.glob("*.jsonl")):
         lines = path.read_text().splitlines()
         head, rows = json.loads(lines[0]), [json.loads(ln) for ln in lines[1:] if ln.strip()]
-        aa = pairs_of(rows, "A2")
-        load = statistics.mean(r["load1"] for r in rows)
-        psi = statistics.mean(r["psi10"] for r in rows)
+        cells.setdefault((head["bench"], head["condition"]), []).append(rows)
+    results = []
+    for (bench, condition), recordings in sorted(cells.items()):
+        every = [r for rows in recordings for r in rows]
         for arm, name in VARIANTS.items():
-            stream = pairs_of(rows, arm)
             for rule_name, rule in RULES.items():
-                got = decisions(rule, stream, aa)
+                got = [g for rows in recordings for g in decisions(rule, pairs_of(rows, arm), pairs_of(rows, "A2"))]
                 if not got:
                     continue
-                results.append({"bench": head["bench"], "condition": head["condition"], "variant": name,
-                                "true": truth(rows, arm), "rule": rule_name, "decisions": len(got),
-                                "better": sum(g[0] for g in got), "mean_pairs": statistics.mean(g[1] for g in got),
-                                "cpu_decided": sum(g[2] == "cpu" for g in got), "rounds": len(rows),
-                                "load1": load, "psi": psi})
+                results.append({"bench": bench, "condition": condition, "variant": name, "true": truth(every, arm),
+                                "rule": rule_name, "decisions": len(got), "better": sum(g[0] for g in got),
+                                "mean_pairs": statistics.mean(g[1] for g in got),
+                                "cpu_decided": sum(g[2] == "cpu" for g in got), "rounds": len(every),
+                                "load1": statistics.mean(r["load1"] for r in every),
+                                "psi": statistics.mean(r["psi10"] for r in every)})
     if as_json:
         print(json.dumps(results, indent=1))
-        return
-    for r in results:
-        print(f"{r['bench']:3} {r['condition']:6} {r['variant']:5} (true {r['true']:.3f}) {r['rule']:48} "
-              f"better {r['better']:3}/{r['decisions']:<3} = {r['better'] / r['decisions']:6.1%}  "
-              f"pairs {r['mean_pairs']:5.1f}  load {r['load1']:.1f} psi {r['psi']:.0%}")
+    else:
+        for r in results:
+            print(f"{r['bench']:3} {r['condition']:6} {r['variant']:5} (true {r['true']:.3f}) {r['rule']:48} "
+                  f"better {r['better']:3}/{r['decisions']:<3} = {r['better'] / r['decisions']:6.1%}  "
+                  f"pairs {r['mean_pairs']:5.1f}  load {r['load1']:.1f} psi {r['psi']:.0%}")
+    return results
+
+
+def noise(folder: Path) -> None:
+    """Per cell: sd of the per-pair log ratio of A/A in wall and in CPU time (how much CPU time helps)."""
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        lines = path.read_text().splitlines()
+        head = json.loads(lines[0])
+        cells.setdefault((head["bench"], head["condition"]), []).extend(json.loads(ln) for ln in lines[1:] if ln.strip())
+    for (bench, condition), rows in sorted(cells.items()):
+        sd = {k: statistics.stdev(math.log(r["A"][k] / r["A2"][k]) for r in rows) for k in ("wall", "cpu")}
+        print(f"{bench:3} {condition:6} rounds {len(rows):4}  A/A sd of log ratio: wall {sd['wall']:.3f}  "
+              f"cpu {sd['cpu']:.3f}  ({(sd['wall'] / sd['cpu']) ** 2:.1f}x less variance on CPU time)")
+
+
+SHOWN = ["new rule, CPU time (wall guard)", "new rule, wall time", "new rule, CPU + re-measure on pressure gap >30%",
+         "old rule (noise floor in threshold)", "hyperfine means, Welch t (10 runs each)",
+         "pyperf compare_to, t-test (20 each)", "Google Benchmark U-test a=0.05 (9 reps)",
+         "one-sided U-test a=0.1 (20 runs)", "min of 10 runs, >=5% faster"]
+
+
+def markdown(results: list[dict]) -> str:
+    """README table: per condition (both benchmarks pooled) and rule, "better" share and decisions."""
+    out = []
+    for condition in ("quiet", "busy", "build"):
+        cell = [r for r in results if r["condition"] == condition]
+        if not cell:
+            continue
+        load = statistics.mean(r["load1"] for r in cell)
+        psi = statistics.mean(r["psi"] for r in cell)
+        out += [f"\n**{condition}** (load average {load:.1f} on 2 cores, CPU pressure {psi:.0%} of the time)\n",
+                "| rule | A/A: false better | +5%: better | +7%: better | +10%: better | runs per arm per decision |",
+                "|---|---|---|---|---|---|"]
+        for rule in SHOWN:
+            rows = [r for r in cell if r["rule"] == rule]
+            cols = []
+            for variant in VARIANTS.values():
+                got = [r for r in rows if r["variant"] == variant]
+                n, k = sum(r["decisions"] for r in got), sum(r["better"] for r in got)
+                cols.append(f"{k}/{n} ({k / n:.0%})" if n else "–")
+            runs = sum(r["mean_pairs"] * r["decisions"] for r in rows) / max(1, sum(r["decisions"] for r in rows))
+            out.append(f"| {rule} | " + " | ".join(cols) + f" | {runs:.0f} |")
+    return "\n".join(out)

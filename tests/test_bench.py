@@ -115,3 +115,30 @@ def test_plain_commands_run_without_a_shell(tmp_path: Path) -> None:
     with pytest.raises(SampleError) as e:
         run("no-such-program-xyz --flag", tmp_path)
     assert e.value.kind == "crashed"
+
+
+@pytest.mark.slow
+def test_rule_holds_with_a_real_background_load(tmp_path: Path) -> None:
+    """`optimize ab`'s engine (the verifier's) on real CPU-bound processes while another process burns a
+    core of this 2-core machine: identical commands are not "better", half the work is, and the record
+    says which statistic decided and why any pair was measured again."""
+    import os
+    import signal
+    import subprocess
+
+    from agent.ab import compare
+
+    work = Path(__file__).resolve().parents[1] / "benchmarks" / "workload.py"
+    load = subprocess.Popen([PY, "-c", "while True:\n    pass"], start_new_session=True)
+    try:
+        same = compare(f"{PY} -S {work} 150000", f"{PY} -S {work} 150000", metric=None, better=None,
+                       min_effect=0.02, max_pairs=20, cwd=tmp_path)
+        half = compare(f"{PY} -S {work} 300000", f"{PY} -S {work} 150000", metric=None, better=None,
+                       min_effect=0.02, max_pairs=20, cwd=tmp_path)
+    finally:
+        os.killpg(load.pid, signal.SIGKILL)
+        load.wait()
+    assert same["verdict"] != "better", same
+    assert half["verdict"] == "better" and half["ci"][0] > 1.02, half
+    for r in (same, half):
+        assert r["statistic"] in ("cpu", "wall") and all(x["reason"] for x in r["remeasured"])

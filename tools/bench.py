@@ -20,6 +20,7 @@ import json
 import math
 import re
 import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -151,6 +152,31 @@ def cpu_pressure() -> float:
     except (OSError, ValueError, IndexError):
         pass
     return 0.0
+
+
+# Stops the benchmark's whole process group for `pause` seconds, `at` seconds after starting it: when the
+# metric times the stopped stretch, its timed region grew by exactly `pause` (tools/bench.probe_sample).
+_PROBE = """import os, signal, subprocess, sys, time
+at, pause = float(sys.argv[1]), float(sys.argv[2])
+p = subprocess.Popen(sys.argv[3:], start_new_session=True)
+try:
+    p.wait(timeout=at)
+except subprocess.TimeoutExpired:
+    os.killpg(p.pid, signal.SIGSTOP)
+    time.sleep(pause)
+    os.killpg(p.pid, signal.SIGCONT)
+sys.exit(p.wait())
+"""
+
+
+def probe_sample(cmd: str, cwd: Path, *, metric: Metric, timeout: float, at: float, pause: float,
+                 sandbox: sh.Sandbox | None = None) -> float:
+    """The metric of one run that the harness froze for `pause` s at `at` s: the harness's own clock
+    against the program's. Raises SampleError like run_sample."""
+    argv = shlex.split(cmd) if _PLAIN.fullmatch(cmd) else ["/bin/sh", "-c", cmd]
+    wrapped = shlex.join([sys.executable, "-S", "-c", _PROBE, f"{at:.4f}", f"{pause:.4f}", *argv])
+    sample, _ = run_sample(wrapped, cwd, metric=metric, timeout=timeout + pause, arm="a", round=0, sandbox=sandbox)
+    return sample.value
 
 
 SATURATED = 0.9  # PSI "some avg10" from which the host counts as saturated

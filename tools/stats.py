@@ -100,7 +100,7 @@ def family(looks: Sequence[int], extra: Sequence[int] = ()) -> list[int]:
 def default_extra(looks: Sequence[int], cap: int = 120) -> list[int]:
     """Confirmation looks when the spec names none: 2x and 3x the screen's last look, at most `cap`."""
     last = max(looks)
-    return sorted({n for n in (2 * last, 3 * last) if last < n <= max(cap, last)})
+    return sorted({min(n, cap) for n in (2 * last, 3 * last)} - set(range(last + 1)))
 
 
 def level(alpha: float, looks: Sequence[int], extra: Sequence[int] = ()) -> float:
@@ -263,17 +263,16 @@ PARALLEL_SHARE = 1.1  # more CPU than wall time than this: it uses several cores
 
 
 def cpu_bound(samples: Sequence[Timed]) -> bool:
-    """A single-threaded process that computes rather than waits. On a busy host no sample may get a
-    whole core, so besides its least hindered sample, the kind of its context switches tells: a waiting
-    process gives the core up (voluntary switches), a computing one has it taken away (involuntary)."""
+    """A single-threaded process that computes rather than waits: at least one of its runs got the core
+    for CPU_BOUND_SHARE of its wall time (a process that sleeps or waits on I/O never does, however
+    quiet the host), and it does not use several cores. On a host so busy that no run ever gets a
+    core to itself this says False, and wall time decides: noisier, never wrong about waiting.
+    (Context switches were tried as a tie-breaker and dropped: under load a sleeper's start-up is
+    preempted as often as a computing process is.)"""
     if not samples:
         return False
     shares = sorted(s.cpu_s / max(s.wall_s, 1e-9) for s in samples)
-    if shares[len(shares) // 2] > PARALLEL_SHARE:
-        return False
-    median = len(samples) // 2
-    preempted = sorted(s.ivcsw for s in samples)[median] > sorted(s.vcsw for s in samples)[median]
-    return shares[-1] >= CPU_BOUND_SHARE or preempted
+    return shares[-1] >= CPU_BOUND_SHARE and shares[len(shares) // 2] <= PARALLEL_SHARE
 
 
 def process_judge(*, min_effect: float, alpha: float, looks: Sequence[int], extra: Sequence[int] = (),
@@ -287,7 +286,11 @@ def process_judge(*, min_effect: float, alpha: float, looks: Sequence[int], extr
     kw = {"min_effect": min_effect, "alpha": alpha, "looks": looks, "extra": extra}
     last = family(looks, extra)[-1]
 
+    schedule = family(looks, extra)
+
     def judge(pairs: list[tuple[Timed, Timed]]) -> Decision | None:
+        if len(pairs) not in schedule and len(pairs) < last:
+            return None
         a, b = [p[0] for p in pairs], [p[1] for p in pairs]
         wall = speedups([s.wall_s for s in a], [s.wall_s for s in b], "lower")
         if not (use_cpu and cpu_bound(a) and cpu_bound(b)):
