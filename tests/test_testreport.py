@@ -157,10 +157,12 @@ class MathTest {
 @pytest.mark.slow
 @needs_maven
 def test_quiet_maven_failure_is_named_from_surefire_reports(tmp_path: Path) -> None:
-    _, arm = repo(tmp_path, {"pom.xml": POM, "src/test/java/t/MathTest.java": MAVEN_TEST})
-    # a stale (or committed) report must not count: only this run's reports are read
+    fake = '<testsuite><testcase classname="t.Fake" name="committed"/></testsuite>'
+    _, arm = repo(tmp_path, {"pom.xml": POM, "src/test/java/t/MathTest.java": MAVEN_TEST,
+                             "target/surefire-reports/TEST-t.Fake.xml": fake})
+    # neither a stale report nor a committed one counts: only this run's reports are read
     stale = arm.worktree / "target/surefire-reports/TEST-t.Stale.xml"
-    stale.parent.mkdir(parents=True)
+    stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_text('<testsuite><testcase classname="t.Stale" name="ghost"/></testsuite>')
     spec = parse_spec({"test": {"cmd": "mvn -B -q -o test", "timeout": 300}, "bench": {"cmd": "true"}}, "t")
     result, report = Target(spec, arm.worktree).test_run(seed=1)
@@ -168,6 +170,7 @@ def test_quiet_maven_failure_is_named_from_surefire_reports(tmp_path: Path) -> N
     assert report.sources == ["surefire"]
     assert {cid: c.outcome for cid, c in report.cases.items()} == {
         "t.MathTest#adds": "passed", "t.MathTest#multiplies": "failed", "t.MathTest#later": "skipped"}
+    assert (arm.worktree / "target/surefire-reports/TEST-t.Fake.xml").read_text() == fake  # tracked: left alone
     reason, detail = verify.test_gate(spec, arm, result, report, seed=1)
     assert reason == "tests-failed"
     assert "t.MathTest#multiplies: failed: two times two ==> expected: <5> but was: <4>" in detail

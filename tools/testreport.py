@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,18 +78,24 @@ def environment(reports: Path, base: dict[str, str]) -> dict[str, str]:
 
 
 def junit_files(worktree: Path) -> list[Path]:
-    """JUnit XML reports under the worktree (symlinks not followed: a planted link must not lead out)."""
+    """JUnit XML reports under the worktree that git does not track (a committed "report" is not one),
+    symlinks not followed (a planted link must not lead out of the worktree)."""
     found = []
     for folder, dirs, files in os.walk(worktree):
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
         where = f"/{Path(folder).relative_to(worktree).as_posix()}/"
         if any(f"/{d}/" in where for d in JUNIT_DIRS):
             found += [Path(folder) / f for f in files if f.endswith(".xml") and f.startswith("TEST-")]
-    return sorted(found)
+    if not found:
+        return []
+    listed = subprocess.run(["git", "ls-files", "-z", "--", *(str(p.relative_to(worktree)) for p in found)],
+                            cwd=worktree, capture_output=True)
+    tracked = {worktree / p for p in listed.stdout.decode(errors="surrogateescape").split("\0") if p}
+    return sorted(p for p in found if p not in tracked)
 
 
 def clear_junit(worktree: Path) -> None:
-    """Remove reports left by an earlier run (or committed): only this run's may count."""
+    """Remove reports left by an earlier run: only this run's may count."""
     for path in junit_files(worktree):
         path.unlink(missing_ok=True)
 
