@@ -365,7 +365,7 @@ def test_gate(spec: TargetSpec, best: Arm, tests: sh.Result, report: testreport.
         missing = testreport.required_missing(ref.report, report)
     if missing:
         what = "the test run reported no tests at all" if not report.cases else "skipped, deselected or removed?"
-        return "tests-failed", (f"{len(missing)} of the {len(ref.report.passed)} tests that pass on the current best "
+        return "tests-failed", (f"{len(missing)} of the {len(ref.report.passed)} tests that passed on the current best "
                                 f"did not pass{on} ({what}; new tests do not count):\n{testreport.describe(missing)}")
     if extra := sorted(set(report.plugins) - set(ref.report.plugins)):
         return "tests-failed", ("the test runner loaded plugins from the code under test, which can rewrite "
