@@ -346,6 +346,56 @@ def ab(a: Annotated[str, typer.Option("--a", help="Baseline command.")],
         out.print(f"{result['verdict']}: B is {result['speedup']:.3f}x A {_fmt_ci(result['ci'])} after {result['pairs']} pairs")
 
 
+@app.command()
+def compare(
+    refs: Annotated[list[str] | None, typer.Argument(help="Two or more existing runs to compare after the fact, "
+                                                          "or one comparison id to show again.")] = None,
+    repo: Annotated[str | None, typer.Option("--repo", help="A git repo, a plain folder, or a bundled target name.")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="One arm: NAME=URL,MODEL or NAME=replay:FILE.jsonl "
+                                                                   "(give two or more).")] = None,
+    target: Annotated[Path | None, typer.Option("--target", help="The optimize.toml to use.")] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS,
+    iterations: Annotated[int, typer.Option(min=1, help="Attempts per arm.")] = 12,
+    hours: Annotated[float, typer.Option(help="Wall-clock budget of the whole comparison.")] = 12.0,
+    strategies: Annotated[int, typer.Option(help="Strategies asked for per plan.")] = 6,
+    attempt_tool_calls: Annotated[int, typer.Option(help="Tool calls per attempt.")] = 60,
+    max_tool_calls: Annotated[int | None, typer.Option(help="Tool calls per arm.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Token budget per arm.")] = None,
+    profile: Annotated[bool, typer.Option(help="Profile the baseline and every new best.")] = True,
+    allow_dirty: Annotated[bool, typer.Option(help="Optimise HEAD even with uncommitted changes (left alone).")] = False,
+    replay: Annotated[str | None, typer.Option(help="Replay a recorded comparison arm by arm and compare verdicts.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="Price table (TOML, per million tokens); default: "
+                                                     "agent/compare_prices.toml.")] = None,
+    as_json: AsJson = False, quiet: bool = False, api_key: ApiKey = None,
+) -> None:
+    """Model against model on your own code: one shared baseline, equal budgets, attempts in turns."""
+    from agent import compare as cmp
+    from agent.compare_report import load_prices, print_console, summary, write_html
+
+    load_prices(prices)  # a bad price table is refused before hours of work
+    options = Options(iterations=iterations, hours=hours, strategies=strategies, max_tool_calls=attempt_tool_calls,
+                      max_total_tool_calls=max_tool_calls, max_tokens=max_tokens, profile=profile)
+    try:
+        path, rows = cmp.command(refs or [], model or [], repo=repo, target_file=target, runs_dir=runs_dir,
+                                 options=options, allow_dirty=allow_dirty, replay=replay, quiet=quiet or as_json,
+                                 api_key=api_key)
+    except BaselineError as e:
+        raise Exit(2, str(e)) from e
+    except cmp.Unfinished as e:
+        raise Exit(e.code, str(e)) from e
+    write_html(path, prices)
+    data = summary(path, prices)
+    if rows is not None:
+        data["replay"] = rows
+    if as_json:
+        print(json.dumps(data, indent=1))
+        return
+    print_console(data, out)
+    for r in rows or []:
+        out.print(f"replay {r['arm']} #{r['index']} {r['strategy']}: {r['recorded']} → {r['now']} "
+                  f"{'reproduced' if r['reproduced'] else 'NOT reproduced'}", markup=False)
+
+
 @app.command("profile")
 def profile_cmd(repo: Annotated[str, typer.Option("--repo", help="A path or a bundled target name.")],
                 target: Annotated[Path | None, typer.Option("--target")] = None,

@@ -153,8 +153,10 @@ def close_record(session: Session, status: str, reason: str) -> None:
 
 
 def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str | None, options: Options,
-                ui: Progress, api_key: str | None = None) -> Session:
-    run_id = new_run_id(src.spec.name if src.spec.name != "target" else src.path.name)
+                ui: Progress, api_key: str | None = None, run_id: str | None = None,
+                kind: type[Session] = Session) -> Session:
+    """`run_id` and `kind` (a Session subclass): for the arms of a comparison (agent/compare.py)."""
+    run_id = run_id or new_run_id(src.spec.name if src.spec.name != "target" else src.path.name)
     store = RunStore(runs_dir / run_id)
     store.path.mkdir(parents=True)
     try:
@@ -174,7 +176,7 @@ def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str
         sandbox=sh.sandbox_mode(), started=now_iso(), updated=now_iso())
     store.write_manifest(manifest)
     store.lock()
-    session = Session(src.spec, store, manifest, model, repo, options, ui)
+    session = kind(src.spec, store, manifest, model, repo, options, ui)
     attach_model(session)
     open_executor(session)
     return session

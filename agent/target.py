@@ -46,9 +46,12 @@ def protected_globs(spec: TargetSpec, report: testreport.Report | None = None) -
     return list(dict.fromkeys([*spec.guard.protected, *EVALUATOR_FILES, *runner_config(spec, report)]))
 
 
+SEEDS = threading.local()  # .rng: a comparison gives every arm's k-th attempt the same seed stream
+
+
 def new_seed() -> int:
     """A seed the model never saw: drawn fresh for every verification."""
-    return random.SystemRandom().randrange(1, 2**31)
+    return (getattr(SEEDS, "rng", None) or random.SystemRandom()).randrange(1, 2**31)
 
 
 def with_seed(cmd: str, seed: int) -> str:
