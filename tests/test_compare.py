@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent / "compare"
 BROWSER = Path(__file__).resolve().parent / "browser"
 pytestmark = pytest.mark.compare
+# A comparison measures for minutes (a few on a quiet machine); its fixture's time counts against the first test.
+LONG = pytest.mark.timeout(2400)
 PRICES = """currency = "EUR"
 [models.strong-model]
 input = 1.0
@@ -83,6 +85,7 @@ def swapped(first: dict, runs: Path) -> dict:
     return json.loads(r.stdout)
 
 
+@LONG
 def test_strong_arm_ahead_with_a_head_to_head_interval_excluding_one(first: dict) -> None:
     strong, weak = arm(first, "strong"), arm(first, "weak")
     assert (strong["accepted"], strong["attempts"]) == (2, 2), strong["reasons"]
@@ -97,6 +100,7 @@ def test_strong_arm_ahead_with_a_head_to_head_interval_excluding_one(first: dict
     assert weak["only_here"] == []
 
 
+@LONG
 def test_json_follows_the_contract(first: dict) -> None:
     assert {"comparison_id", "target", "baseline", "arms", "head_to_head"} <= set(first)
     assert first["target"] == "loganalyzer" and first["baseline"]["value"] > 0
@@ -116,6 +120,7 @@ def test_json_follows_the_contract(first: dict) -> None:
     assert shown.returncode == 0 and json.loads(shown.stdout)["head_to_head"] == first["head_to_head"]
 
 
+@LONG
 def test_shared_baseline_equal_budgets_and_turns(first: dict) -> None:
     stores = {a["name"]: RunStore(Path(a["record"])) for a in first["arms"]}
     ms = {n: s.manifest() for n, s in stores.items()}
@@ -143,6 +148,7 @@ def test_shared_baseline_equal_budgets_and_turns(first: dict) -> None:
     assert f"optimize/{ms['strong'].run_id}/best" in branches and f"optimize/{ms['weak'].run_id}/best" in branches
 
 
+@LONG
 def test_swapped_arms_mirror_and_replay_reproduces_every_verdict(first: dict, swapped: dict) -> None:
     h = match(swapped, "weak", "strong")  # now the speedup of strong over weak
     assert h["verdict"] == "better" and h["ci"][0] > 1.0, h
@@ -152,6 +158,7 @@ def test_swapped_arms_mirror_and_replay_reproduces_every_verdict(first: dict, sw
     assert swapped["baseline"]["value"] > 0 and swapped["comparison_id"] != first["comparison_id"]
 
 
+@LONG
 def test_after_the_fact_compares_runs_and_refuses_what_differs(first: dict, swapped: dict, runs: Path,
                                                                tmp_path: Path) -> None:
     strong, weak = arm(first, "strong")["run_id"], arm(swapped, "weak")["run_id"]  # separate snapshots, same code
@@ -179,6 +186,7 @@ def test_after_the_fact_compares_runs_and_refuses_what_differs(first: dict, swap
         shutil.rmtree(runs / other)
 
 
+@LONG
 def test_report_page_in_a_browser(first: dict, tmp_path: Path) -> None:
     page = Path(first["record"]) / "comparison.html"
     assert page.is_file()
