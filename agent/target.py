@@ -94,17 +94,17 @@ class Target:
 
     def _run(self, cmd: str, timeout: float, step: str, env: dict[str, str] | None = None,
              writable: tuple[Path, ...] = ()) -> sh.Result:
-        sandbox = BENCH_SANDBOX if step == "bench" else self.sandbox(writable, self.writable_root())
+        sandbox = BENCH_SANDBOX if step == "bench" else self.sandbox(writable, self.writable_root(), step == "build")
         with lease.exclusive() if step == "bench" else lease.shared():
             return sh.run(cmd, self.worktree, timeout, sandbox=sandbox, env=env)
 
-
-    def sandbox(self, writable: tuple[Path, ...] = (), root: Path | None = None) -> sh.Sandbox:
+    def sandbox(self, writable: tuple[Path, ...] = (), root: Path | None = None, caches: bool = False) -> sh.Sandbox:
         """For builds and tests: the worktree writable (or `root`, a copy shown in its place), its .git file
         read-only (repointing it could make our own git calls run hooks), the repository's git folder readable
-        (builds that run `git describe`), a private copy of the caches a build writes."""
+        (builds that run `git describe`); for builds, a private copy of the caches a build writes (copying
+        them costs seconds, so tests that compile start from an empty private cache)."""
         return sh.Sandbox(writable=writable, frozen=(self.worktree / ".git",), readable=gitops.git_dirs(self.worktree),
-                          caches=True, throwaway=root if root != self.worktree else None)
+                          caches=caches, throwaway=root if root != self.worktree else None)
 
     def writable_root(self) -> Path:
         """Where builds and tests of this worktree write: the worktree itself, or for a frozen (measured) one a
