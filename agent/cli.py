@@ -21,7 +21,7 @@ from agent import show as shows
 from agent.config import SpecError, dump_spec, load_spec, parse_spec
 from agent.llm import LLMError
 from agent.records import RecordError, find_run, list_runs
-from agent.session import BaselineError, Options, Session
+from agent.session import BaselineError, Options, Session, Stop
 from agent.start import close_record
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
@@ -66,6 +66,8 @@ def run(
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join (HOST:6379, auto); default: the "
                                                             "running one, else a local one.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress lines.")] = False,
+    repair: Annotated[bool, typer.Option(help="When the unmodified code does not build or pass its tests, let the "
+                                              "model repair it first (checked by the harness; branch .../setup).")] = True,
     api_key: ApiKey = None,
     endpoint_patience: Annotated[str, typer.Option(help="How long an endpoint outage after start-up is waited "
                                                         "out (90s, 30m, 2h); then the run stops, resumable.")] = "30m",
@@ -95,7 +97,8 @@ def run(
                       context_limit=context_limit, lanes=lanes, executor=executor, ray_address=ray_address,
                       endpoint_patience_s=waits["--endpoint-patience"],
                       endpoint_backoff_s=waits["--endpoint-backoff"],
-                      reply_tokens=reply_tokens, error_backoff_s=waits["--error-backoff"])
+                      reply_tokens=reply_tokens, error_backoff_s=waits["--error-backoff"],
+                      repair=repair)
     ui = Progress(quiet=quiet)
     session = start.new_session(src, runs_dir=runs_dir, llm=llm, model_name=model, options=options, ui=ui,
                                 api_key=api_key)
@@ -155,6 +158,46 @@ def _drive(session: Session) -> None:
     _print_show(shows.show(session.store))
     if reason == "interrupted":
         raise Exit(130, f"interrupted; continue with `optimize resume {session.run_id}`")
+
+
+@app.command("repair")
+def repair_cmd(repo: Annotated[str, typer.Option("--repo", help="A git repo, a plain folder, or a bundled target.")],
+               target: Annotated[Path | None, typer.Option("--target", help="The optimize.toml to use.")] = None,
+               llm: Annotated[str | None, typer.Option("--llm", help="Endpoint URL, or replay:FILE.jsonl.")] = None,
+               model: Annotated[str | None, typer.Option("--model", help="Model id on the endpoint.")] = None,
+               runs_dir: RunsDir = DEFAULT_RUNS,
+               tool_calls: Annotated[int, typer.Option(min=1, help="Tool calls for the repair.")] = 40,
+               minutes: Annotated[float, typer.Option(help="Time budget of the repair.")] = 45.0,
+               allow_dirty: Annotated[bool, typer.Option(help="Use HEAD even with uncommitted changes.")] = False,
+               quiet: bool = False, api_key: ApiKey = None) -> None:
+    """Only the repair phase: make the project build and pass its tests here, on branch optimize/RUN/setup."""
+    from agent import repair as repairs
+    from agent import start
+    from agent.ui import Progress
+
+    src = start.resolve(repo, target)
+    start.check_repo(src, allow_dirty)
+    start.check_runs_dir(runs_dir)
+    options = Options(repair_tool_calls=tool_calls, repair_minutes=minutes, profile=False)
+    session = start.new_session(src, runs_dir=runs_dir, llm=llm, model_name=model, options=options,
+                                ui=Progress(quiet=quiet), api_key=api_key)
+    try:
+        setup = repairs.run(session)
+    except BaselineError as e:
+        close_record(session, "failed", "repair rejected")
+        raise Exit(2, str(e)) from e
+    except (KeyboardInterrupt, Stop):
+        close_record(session, "interrupted", "interrupted during the repair")
+        raise Exit(130, "interrupted during the repair; nothing of your checkout was touched") from None
+    except Exception as e:
+        close_record(session, "failed", f"repair: {type(e).__name__}: {e}")
+        raise
+    close_record(session, "finished", "repair done" if setup else "nothing to repair")
+    if setup is None:
+        out.print("the unmodified code builds and passes its tests here: nothing to repair")
+    else:
+        out.print(f"{setup.headline}: {setup.tests} tests pass; branch {setup.branch} ({setup.commit[:10]})",
+                  markup=False)
 
 
 @app.command()
@@ -273,6 +316,8 @@ def _fmt_ci(ci: list[float] | None) -> str:
 
 def _print_show(d: dict) -> None:
     unit = d["metric"]["unit"]
+    if setup := d.get("setup"):  # the repair comes first: everything below is measured on top of it
+        out.print(shows.setup_line(setup), markup=False)
     table = Table("#", "strategy", "verdict", "reason", "speedup", "CI", "flags", title=f"run {d['run_id']}")
     for it in d["iterations"]:
         style = {"accepted": "green", "rejected": "yellow"}.get(it["verdict"], "red")

@@ -70,6 +70,9 @@ class Options:
     endpoint_backoff_s: float = 60.0  # longest wait between two tries of an endpoint that is down
     reply_tokens: int = 32768  # completion budget of one model reply (reasoning and answer share it)
     error_backoff_s: float = 10.0  # first pause after repeated model errors; doubles, capped at 5 min
+    repair: bool = True  # repair a baseline that does not build or pass its tests first (agent/repair.py)
+    repair_tool_calls: int = 40  # the repair phase's own budgets
+    repair_minutes: float = 45.0
 
     @classmethod
     def from_record(cls, recorded: dict) -> Options:
