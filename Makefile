@@ -3,9 +3,9 @@ PY ?= python3
 APT_PACKAGES = hyperfine bubblewrap chromium linux-perf valgrind cmake ninja-build
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system python viewer browser targets llm-server demo test lint
+.PHONY: setup system python viewer browser targets llm-server repair-fixture demo test lint
 
-setup: system python viewer browser targets llm-server
+setup: system python viewer browser targets llm-server repair-fixture
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -48,6 +48,18 @@ $(LLAMA_HOME)/llama-server:
 	cmake --build $$src/build --target llama-server -j$$(nproc); \
 	cp $$src/build/bin/llama-server $@.tmp && mv $@.tmp $@ && rm -rf $$src; \
 	echo "built $@"
+
+# A real old project that fails its own tests on Python 3.11, for tests/test_repair.py (pytest -m repair):
+# cachetools 2.0.1's sdist from PyPI (collections.MutableMapping, removed in 3.10). Cached outside the
+# checkout; nothing of it is committed.
+FIXTURES ?= $(HOME)/.cache/nightshift/fixtures
+CACHETOOLS_OLD = cachetools-2.0.1.tar.gz
+
+repair-fixture: $(FIXTURES)/$(CACHETOOLS_OLD)
+
+$(FIXTURES)/$(CACHETOOLS_OLD):
+	@mkdir -p $(FIXTURES)
+	$(PY) -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: -d $(FIXTURES) cachetools==2.0.1
 
 # The main job: a scripted showcase transcript replayed offline, every measurement live.
 demo: setup

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent import repair
 from agent.llm import ReplayDiverged, ReplayExhausted
 from agent.records import FinishEvent
 from agent.report import write_report
@@ -12,7 +13,7 @@ def run(s: Session) -> str:
     """Baseline → plan → (attempts in lanes → verify → keep or drop)* → confirm. Returns the stop reason."""
     try:
         if not s.resumed_baseline:
-            s.baseline()
+            repair.baseline(s)  # the baseline, after the repair phase when the unmodified code fails
         s.finish_pending()  # evaluations a killed run left unfinished
         empty_plans = 0
         while True:

@@ -33,6 +33,8 @@ def show(store: RunStore) -> dict[str, Any]:
         # the value the verified steps imply, so that the pair shown agrees with the speedup shown
         value = None if initial is None else initial * speedup if better == "higher" else initial / speedup
         basis = "not confirmed: start-of-run baseline and the product of the verified steps"
+    if (m.summary.get("setup") or {}).get("status") == "accepted":  # the baseline is the repaired code
+        basis = basis.replace("baseline", "repaired baseline (setup branch)", 1)
     return {
         "run_id": m.run_id,
         "status": m.status,
@@ -59,5 +61,15 @@ def show(store: RunStore) -> dict[str, Any]:
         "tokens_counted": m.summary.get("tokens_counted", ""),
         "sandbox": m.sandbox,
         "test_gate": m.summary.get("test_gate"),
+        "setup": m.summary.get("setup"),  # the repair phase (agent/repair.py), when there was one
         "record": str(store.path),
     }
+
+
+def setup_line(setup: dict[str, Any]) -> str:
+    """One line for the repair phase: what it changed, or why it was rejected."""
+    if setup.get("status") != "accepted":
+        return f"setup: repair rejected ({setup.get('reason')}) on branch {setup.get('branch')}"
+    changes = "; ".join(setup.get("changes", []))
+    return (f"{setup['headline']} ({changes}) on branch {setup['branch']}: {setup['tests']} tests pass; "
+            "the baseline below is the repaired code")
