@@ -414,7 +414,7 @@ def compare(
     as_json: AsJson = False, quiet: bool = False, api_key: ApiKey = None,
 ) -> None:
     """Model against model on your own code: one shared baseline, equal budgets, attempts in turns."""
-    from agent import compare as cmp
+    from agent import compare_runs as cmp
     from agent.compare_report import load_prices, print_console, summary, write_html
 
     load_prices(prices)  # a bad price table is refused before hours of work

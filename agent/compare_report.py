@@ -100,6 +100,7 @@ def arm_summary(name: str, store: RunStore, started: float, prices: dict[str, di
     for e in iters:
         timing.update({k: v for k, v in e.timing.items()})
     tokens = {k: int(d["tokens"].get(k, 0)) for k in ("prompt", "completion", "cached")}
+    last = max((e.time for e in iters), default=started)
     gain, curve = 1.0, [(0.0, 1.0)]
     for e in iters:  # wins over time: the verified steps multiplied, on the comparison's clock
         if e.verdict == "accepted" and e.speedup:
@@ -128,6 +129,7 @@ def arm_summary(name: str, store: RunStore, started: float, prices: dict[str, di
         "wait_s": timing["wait_s"],
         "model_s_recorded": model_s,
         "curve": curve,
+        "hours": max(0.0, (last - started) / 3600),  # when its last attempt was decided
         "attempt_list": attempts,
     }
 
@@ -261,7 +263,7 @@ def print_console(s: dict[str, Any], out) -> None:  # type: ignore[no-untyped-de
 def chart(arms: list[dict[str, Any]], width: int = 720, height: int = 260) -> dict[str, Any]:
     """Wins over time, one step line per arm: the verified speedup so far against hours."""
     left, right, top, bottom = 48, 16, 12, 30
-    hours = max([p[0] for a in arms for p in a["curve"]] + [1 / 60]) * 1.05
+    hours = max([a["hours"] for a in arms] + [p[0] for a in arms for p in a["curve"]] + [1 / 60]) * 1.05
     ymax = max([p[1] for a in arms for p in a["curve"]] + [1.1]) * 1.05
     ymin = min([p[1] for a in arms for p in a["curve"]] + [1.0])
     log = ymax > 4  # several big wins: a log scale keeps the early steps readable
@@ -286,8 +288,8 @@ def chart(arms: list[dict[str, Any]], width: int = 720, height: int = 260) -> di
     ticks = [1.0] + [v for v in (1.5, 2, 3, 5, 10, 20, 50) if v < ymax]
     return {"width": width, "height": height, "lines": lines, "left": left, "bottom": height - bottom,
             "right": width - right, "top": top, "yticks": [(y(v), f"{v:g}x") for v in ticks],
-            "xticks": [(x(hours * f), f"{hours * f * 60:.0f} min" if hours < 2 else f"{hours * f:.1f} h")
-                       for f in (0, 0.25, 0.5, 0.75, 1.0)]}
+            "xticks": [(x(hours * f), f"{hours * f * 60:.0f} min" if hours < 2 else f"{hours * f:.1f} h",
+                        "end" if f == 1.0 else "middle") for f in (0, 0.25, 0.5, 0.75, 1.0)]}
 
 
 def render(path: Path, prices_file: Path | None = None) -> str:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import compare
+from agent import compare, compare_runs
 from agent.records import AttemptStarted, BaselineEvent, IterationEvent, NoteEvent, RunStore
+from agent.session import Options
 from agent.start import BadInput
 from tests.fakes.openai_server import FakeServer, load_script
 
@@ -153,7 +154,7 @@ def test_swapped_arms_mirror_and_replay_reproduces_every_verdict(first: dict, sw
     h = match(swapped, "weak", "strong")  # now the speedup of strong over weak
     assert h["verdict"] == "better" and h["ci"][0] > 1.0, h
     assert compare.load(Path(swapped["record"])).order == ["weak", "strong"]
-    rows = compare.reproduced(compare.load(Path(first["record"])), compare.load(Path(swapped["record"])))
+    rows = compare_runs.reproduced(compare.load(Path(first["record"])), compare.load(Path(swapped["record"])))
     assert len(rows) == 4 and all(r["reproduced"] for r in rows), rows
     assert swapped["baseline"]["value"] > 0 and swapped["comparison_id"] != first["comparison_id"]
 
@@ -209,7 +210,7 @@ def test_report_page_in_a_browser(first: dict, tmp_path: Path) -> None:
 
 def test_bad_input_is_refused_before_anything_is_left_behind(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    options = compare.Options(iterations=1, profile=False)
+    options = Options(iterations=1, profile=False)
     strong, weak = f"a=replay:{HERE / 'strong.jsonl'}", f"b=replay:{HERE / 'weak.jsonl'}"
     cases = [
         ([], ["a b=replay:x", "c=replay:y"], "arm name"),
@@ -221,10 +222,10 @@ def test_bad_input_is_refused_before_anything_is_left_behind(tmp_path: Path) -> 
     ]
     for refs, arms, why in cases:
         with pytest.raises(BadInput, match=re.escape(why)):
-            compare.command(refs, arms, repo=None if refs == ["nosuchcomparison"] else "loganalyzer", target_file=None, runs_dir=runs, options=options,
+            compare_runs.command(refs, arms, repo=None if refs == ["nosuchcomparison"] else "loganalyzer", target_file=None, runs_dir=runs, options=options,
                             allow_dirty=False, replay=None, quiet=True, api_key=None)
     with pytest.raises(BadInput, match="needs --repo"):
-        compare.command([], [strong, weak], repo=None, target_file=None, runs_dir=runs, options=options,
+        compare_runs.command([], [strong, weak], repo=None, target_file=None, runs_dir=runs, options=options,
                         allow_dirty=False, replay=None, quiet=True, api_key=None)
     assert not runs.exists() or list(runs.iterdir()) == []  # nothing left by a comparison that never started
     # through the command line: exit 2 and one line, for a usage mistake and for a bad price table
