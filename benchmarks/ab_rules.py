@@ -33,13 +33,14 @@ class S:
     vcsw: int
     ivcsw: int
     stall_s: float
+    load1: float
 
 
 def pairs_of(rows: list[dict], arm: str) -> list[tuple[S, S]]:
-    def s(d: dict) -> S:
-        return S(d["wall"], d["cpu"], d["vcsw"], d["ivcsw"], d["stall"])
+    def s(d: dict, load1: float) -> S:
+        return S(d["wall"], d["cpu"], d["vcsw"], d["ivcsw"], d["stall"], load1)
 
-    return [(s(r["A"]), s(r[arm])) for r in rows]
+    return [(s(r["A"], r["load1"]), s(r[arm], r["load1"])) for r in rows]
 
 
 # --- rules: each takes the pair stream from a position, returns (better?, pairs used) or None at the end ---
@@ -134,6 +135,7 @@ RULES: dict[str, Callable] = {
     "new rule, CPU + re-measure on pressure gap >30%": new_rule(True, stall_gap(0.3), 40),
     "new rule, wall + re-measure on pressure gap >30%": new_rule(False, stall_gap(0.3), 40),
     "new rule, wall + re-measure on preemption gap 3x": new_rule(False, preempt_gap(3), 40),
+    "new rule, CPU + re-measure on preemption gap 3x": new_rule(True, preempt_gap(3), 40),
     "old rule (noise floor in threshold)": old_rule,
     "hyperfine means, Welch t (10 runs each)": fixed(10, welch),
     "pyperf compare_to, t-test (20 each)": fixed(20, pooled),
@@ -205,6 +207,7 @@ def noise(folder: Path) -> None:
 
 
 SHOWN = ["new rule, CPU time (wall guard)", "new rule, wall time", "new rule, CPU + re-measure on pressure gap >30%",
+         "new rule, CPU + re-measure on preemption gap 3x",
          "old rule (noise floor in threshold)", "hyperfine means, Welch t (10 runs each)",
          "pyperf compare_to, t-test (20 each)", "Google Benchmark U-test a=0.05 (9 reps)",
          "one-sided U-test a=0.1 (20 runs)", "min of 10 runs, >=5% faster"]

@@ -180,6 +180,7 @@ class FakeProcess:
     cpu_s: float
     vcsw: int = 6
     ivcsw: int = 20
+    load1: float = 0.0  # unknown: the host counts as idle
 
 
 class FakeHost:
@@ -284,8 +285,12 @@ def test_cpu_bound_is_recognised_on_a_busy_host_and_parallel_or_waiting_is_not()
     sleeper = [FakeProcess(0.30, 0.02, vcsw=8, ivcsw=30)] * 5  # preempted while starting, then it sleeps
     threads = [FakeProcess(0.30, 0.58, vcsw=6, ivcsw=40)] * 5
     assert stats.cpu_bound(once_alone)
-    assert not stats.cpu_bound(crowded)  # never seen computing unhindered: wall time decides, to be safe
+    assert not stats.cpu_bound(crowded)  # never seen computing unhindered on an idle host: wall time decides
     assert not stats.cpu_bound(sleeper) and not stats.cpu_bound(threads)
+    # on a host at load 6 (2 cores), a third of a core is the fair share of a computing process
+    busy = [FakeProcess(0.30, 0.09, vcsw=6, ivcsw=25, load1=6.0)] * 5
+    napping = [FakeProcess(0.30, 0.02, vcsw=8, ivcsw=30, load1=6.0)] * 5
+    assert stats.cpu_bound(busy, ncpu=2) and not stats.cpu_bound(napping, ncpu=2)
 
 
 @settings(deadline=None, max_examples=30)

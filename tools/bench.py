@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shlex
 import sys
@@ -51,6 +52,7 @@ class Sample(BaseModel):
     vcsw: int = Field(0, ge=0)  # voluntary context switches of the process tree
     ivcsw: int = Field(0, ge=0)  # involuntary ones: it was preempted (contention)
     stall_s: float = Field(0.0, ge=0)  # host CPU pressure (PSI "some") accumulated while it ran
+    load1: float = Field(0.0, ge=0)  # the host's 1-minute load average when it started
 
 
 # The metric line counts only once the benchmark and every process it started have exited. In the
@@ -101,6 +103,7 @@ def run_sample(
     if reaped:  # pid 1 of the sandbox's pid namespace: waits for the command, then looks for leftovers
         argv = ["/bin/sh", "-c", _REAPER, "reaper", *argv]
     started = time.time()
+    load1 = os.getloadavg()[0]
     stall = cpu_stall_total()
     res = sh.run(argv, Path(cwd), timeout, env=env, sandbox=sandbox)
     stall = max(0.0, cpu_stall_total() - stall)
@@ -123,7 +126,7 @@ def run_sample(
     sample = Sample(
         arm=arm, round=round, value=value, wall_s=res.wall_s, cpu_s=res.cpu_s,  # type: ignore[arg-type]
         max_rss_kb=res.max_rss_kb, exit_code=res.returncode, timed_out=res.timed_out, started_at=started,
-        vcsw=res.vcsw, ivcsw=res.ivcsw, stall_s=stall,
+        vcsw=res.vcsw, ivcsw=res.ivcsw, stall_s=stall, load1=load1,
     )
     return sample, output
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -256,23 +257,30 @@ class Timed(Protocol):
     cpu_s: float
     vcsw: int
     ivcsw: int
+    load1: float  # the host's 1-minute load average when it started (0: unknown)
 
 
 CPU_BOUND_SHARE = 0.7  # CPU over wall time from which a process counts as CPU-bound when it ran unhindered
+FAIR_SHARE = 0.8  # ... or, on a busy host, this much of the core share the load average leaves it
 PARALLEL_SHARE = 1.1  # more CPU than wall time than this: it uses several cores; the user waits on wall time
 
 
-def cpu_bound(samples: Sequence[Timed]) -> bool:
-    """A single-threaded process that computes rather than waits: at least one of its runs got the core
-    for CPU_BOUND_SHARE of its wall time (a process that sleeps or waits on I/O never does, however
-    quiet the host), and it does not use several cores. On a host so busy that no run ever gets a
-    core to itself this says False, and wall time decides: noisier, never wrong about waiting.
-    (Context switches were tried as a tie-breaker and dropped: under load a sleeper's start-up is
-    preempted as often as a computing process is.)"""
+def cpu_bound(samples: Sequence[Timed], ncpu: int | None = None) -> bool:
+    """A single-threaded process that computes rather than waits. Either one of its runs got the core
+    for CPU_BOUND_SHARE of its wall time (a process that sleeps or waits on I/O never does, however quiet
+    the host), or, on a host too busy for that, its runs typically got FAIR_SHARE of what a computing
+    process gets there: ncpu / load average of the core (a sleeper gets far less). Not when it uses
+    several cores. (Context switches were tried as the tie-breaker and dropped: under load a sleeper's
+    start-up is preempted as often as a computing process is.)"""
     if not samples:
         return False
+    ncpu = ncpu or os.cpu_count() or 1
     shares = sorted(s.cpu_s / max(s.wall_s, 1e-9) for s in samples)
-    return shares[-1] >= CPU_BOUND_SHARE and shares[len(shares) // 2] <= PARALLEL_SHARE
+    if shares[len(shares) // 2] > PARALLEL_SHARE:
+        return False
+    fair = sorted(s.cpu_s / max(s.wall_s, 1e-9) / min(1.0, ncpu / max(getattr(s, "load1", 0.0), 1.0))
+                  for s in samples)
+    return shares[-1] >= CPU_BOUND_SHARE or fair[len(fair) // 2] >= FAIR_SHARE
 
 
 def process_judge(*, min_effect: float, alpha: float, looks: Sequence[int], extra: Sequence[int] = (),
