@@ -411,6 +411,9 @@ def compare(
     replay: Annotated[str | None, typer.Option(help="Replay a recorded comparison arm by arm and compare verdicts.")] = None,
     prices: Annotated[Path | None, typer.Option(help="Price table (TOML, per million tokens); default: "
                                                      "agent/compare_prices.toml.")] = None,
+    reply_tokens: Annotated[int, typer.Option(min=16, help="Completion budget of one model reply.")] = 32768,
+    context_limit: Annotated[int, typer.Option(help="Compact a conversation above this many tokens.")] = 160_000,
+    error_backoff: Annotated[str, typer.Option(help="First pause after repeated model errors (0 for none).")] = "10s",
     as_json: AsJson = False, quiet: bool = False, api_key: ApiKey = None,
 ) -> None:
     """Model against model on your own code: one shared baseline, equal budgets, attempts in turns."""
@@ -419,7 +422,9 @@ def compare(
 
     load_prices(prices)  # a bad price table is refused before hours of work
     options = Options(iterations=iterations, hours=hours, strategies=strategies, max_tool_calls=attempt_tool_calls,
-                      max_total_tool_calls=max_tool_calls, max_tokens=max_tokens, profile=profile)
+                      max_total_tool_calls=max_tool_calls, max_tokens=max_tokens, profile=profile,
+                      reply_tokens=reply_tokens, context_limit=context_limit,
+                      error_backoff_s=_duration("--error-backoff", error_backoff))
     try:
         path, rows = cmp.command(refs or [], model or [], repo=repo, target_file=target, runs_dir=runs_dir,
                                  options=options, allow_dirty=allow_dirty, replay=replay, quiet=quiet or as_json,

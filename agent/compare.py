@@ -377,7 +377,8 @@ def share_baseline(first: Session, s: Session, cid: str) -> None:
     if build is not None and target.failure(build, "build-failed"):
         raise BaselineError(f"the base commit does not build in a second worktree:\n{build.tail()}")
     for name in ("baseline_value", "best_value", "noise", "min_effect", "seconds_per_pair", "profile_text", "gain"):
-        setattr(s, name, getattr(first, name))
+        if hasattr(first, name):  # fields of Session the baseline sets (some only in newer versions)
+            setattr(s, name, getattr(first, name))
     s.expected = list(first.expected)
     src_profile = first.store.path / "iterations" / "000"
     if src_profile.is_dir():  # the same profile files, so each arm's report links its own copy

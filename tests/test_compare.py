@@ -21,6 +21,7 @@ from agent import compare, compare_runs
 from agent.records import AttemptStarted, BaselineEvent, IterationEvent, NoteEvent, RunStore
 from agent.session import Options
 from agent.start import BadInput
+from tests import test_real_server as real
 from tests.fakes.openai_server import FakeServer, load_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,3 +246,36 @@ def test_an_unreachable_endpoint_exits_3_before_any_work(tmp_path: Path) -> None
                  "--model", "b=http://127.0.0.1:9/v1,m", "--runs-dir", str(runs), timeout=300)
     assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
     assert list(runs.iterdir()) == []  # the first arm's record and the comparison's folder are gone too
+
+
+@pytest.fixture
+def small_model(tmp_path: Path) -> Iterator[real.LlamaServer]:
+    if not Path(real.LLAMA_SERVER).is_file():
+        pytest.skip(f"no llama-server at {real.LLAMA_SERVER} (make llm-server builds it)")
+    server = real.LlamaServer(real._gguf(), tmp_path / "llama-server.log").start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.mark.real_server
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_a_real_small_model_as_one_arm(tmp_path: Path, small_model: real.LlamaServer) -> None:
+    """llama.cpp's llama-server with SmolLM2-135M (tests/test_real_server.py) against the scripted strong arm:
+    the small model cannot optimise anything, but its arm must run to its budget beside the other, every attempt
+    with a verdict and a reason, and the comparison must end with a head-to-head."""
+    spec = tmp_path / "loganalyzer-fast.toml"
+    spec.write_text(real.FAST_SPEC)
+    r = optimize("compare", "--repo", "loganalyzer", "--target", str(spec), "--model", f"strong=replay:{HERE / 'strong.jsonl'}",
+                 "--model", f"small={small_model.base_url},{real.MODEL}", "--iterations", "1", "--no-profile", "--reply-tokens", "160",
+                 "--attempt-tool-calls", "3", "--strategies", "3", "--error-backoff", "0",
+                 "--context-limit", str(real.CONTEXT - 1024), "--runs-dir", str(tmp_path / "runs"), "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = json.loads(r.stdout)
+    small = arm(data, "small")
+    assert small["attempts"] >= 1 and set(small["reasons"]) <= real.REASONS and small["model"] == real.MODEL
+    assert arm(data, "strong")["accepted"] == 1
+    h = match(data, "strong", "small")
+    assert h["verdict"] in ("worse", "same", "inconclusive") and (h["pairs"] > 0 or h["basis"] == "the same code")
