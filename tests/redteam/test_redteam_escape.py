@@ -218,7 +218,9 @@ def run(load: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp(f"escape-{load}")
     repo = make_target(root)
     spec = root / "optimize.toml"  # the target's own spec, profiled
-    spec.write_text(SPEC.replace("PYTHON", sys.executable) + '\n[profile]\nkind = "py-spy"\ntimeout = "60s"\n')
+    # Timeouts for a machine under the load generator: an escape must be judged, not cut off.
+    text = SPEC.replace("PYTHON", sys.executable).replace('timeout = "20s"', 'timeout = "120s"')
+    spec.write_text(text.replace('timeout = "10s"', 'timeout = "60s"') + '\n[profile]\nkind = "py-spy"\ntimeout = "60s"\n')
     script = root / "transcript.jsonl"
     transcript(script)
     before = user_state(repo)
