@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.attempt import converse
-from agent.llm import Cancelled, RequestRejected
+from agent.llm import Cancelled, ReplayExhausted, RequestRejected
 from agent.records import NoteEvent
 from agent.session import BaselineError, Session, Stop
 from agent.target import EVALUATOR_FILES, Target, failure
@@ -90,6 +90,8 @@ class Before:
     passed: set[str] = field(default_factory=set)  # test ids that passed anyway
     declared: set[str] = field(default_factory=set)  # test names the project's test files define
     markers: Counter = field(default_factory=Counter)
+    deselected: set[str] = field(default_factory=set)
+    collected: bool = False  # whether the runner collected any test at all (not only collection errors)
 
 
 @dataclass
@@ -161,13 +163,16 @@ def probe(s: Session, target: Target) -> Before:
     build = target.build()
     if build is not None and failure(build, "build-failed"):
         before.step, before.cmd = "build", s.spec.build.cmd
-        before.text = first_error(build.output) + "\n" + testreport.clean_tail(build.output)
+        first = first_error(build.output)
+        before.text = (f"first error: {first}\n" if first else "") + testreport.clean_tail(build.output)
         return before
     tests, report = target.test_run()
-    before.passed = report.passed
+    before.passed, before.deselected = report.passed, set(report.deselected)
+    before.collected = any(not i.endswith("(collection)") for i in report.cases)
     if failure(tests, "tests-failed") or report.failing:
         before.step, before.cmd = "tests", s.spec.test.cmd
-        before.text = (first_error(tests.output) + failing_tests(tests, report)).strip()
+        first = first_error(tests.output)
+        before.text = (f"first error: {first}\n" if first else "") + failing_tests(tests, report).lstrip("; \n")
     return before
 
 
@@ -200,6 +205,8 @@ def repair(s: Session, target: Target, before: Before, original: str, branch: st
         raise Stop("interrupted") from None
     except RequestRejected as e:
         raise RepairFailed("model-error", f"the endpoint rejected a request: {e.detail}") from None
+    except ReplayExhausted:
+        raise RepairFailed("budget", "the scripted transcript ended before the repair finished") from None
     with s.lock:
         s.tool_calls += talk.tool_calls
     if talk.ended == "give_up":
@@ -252,18 +259,25 @@ def check(s: Session, target: Target, before: Before, original: str, commit: str
         raise RepairFailed(bad[0], f"the repaired tests {bad[1]}{failing_tests(tests, report)}")
     if report.failing:
         raise RepairFailed("tests-failed", f"tests still fail{failing_tests(tests, report)}")
-    if skipped := sorted(c.id for c in report.cases.values() if c.outcome == "skipped"
-                         and c.id in before.passed | _declared_ids(report, before.declared)):
-        raise RepairFailed("test-skipped", f"{len(skipped)} tests skipped: {', '.join(skipped[:5])}")
+    # A skip the original code already declares (a platform or optional-dependency skipif) may stay: its reason
+    # is text of the original tree. Any other skip of a declared test, or of one that passed before, is the repair's.
+    skipped = [c for c in report.cases.values() if c.outcome == "skipped"
+               and (c.id in before.passed or test_name(c.id) in before.declared)]
+    if new := sorted(c.id for c in skipped if c.id in before.passed or not _in_tree(s.repo, original, c.message)):
+        raise RepairFailed("test-skipped", f"{len(new)} tests skipped: {', '.join(new[:5])}")
     lost = sorted(before.passed - report.passed)
     if lost:
         raise RepairFailed("test-excluded", f"{len(lost)} tests that passed before no longer run and pass: "
                            + ", ".join(lost[:5]))
-    missing = sorted(before.declared - {test_name(i) for i in report.passed})
-    if missing or (report.deselected and not set(report.deselected) <= before.passed):
+    missing = sorted(before.declared - {test_name(i) for i in report.passed} - {test_name(c.id) for c in skipped})
+    if missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise RepairFailed("test-excluded", f"{len(report.passed)} tests passed, but {len(missing)} of the "
                            f"{len(before.declared)} test names the project declares did not run and pass: {shown}")
+    config = testreport.runner_config([s.spec.test.cmd] + ([s.spec.build.cmd] if s.spec.build else []), report)
+    changed_config = any(gitops.matches(p, config) for p in gitops.changed_paths(s.repo, original, commit))
+    if (new := sorted(set(report.deselected) - before.deselected)) and (before.collected or changed_config):
+        raise RepairFailed("test-excluded", f"{len(new)} tests deselected: {', '.join(new[:5])}")
     if not report.passed:
         raise RepairFailed("tests-failed", "the test runner reported no passing test: " + report.summary())
     for run_no in (1, 2):  # twice: a benchmark that works once by accident is not a baseline
@@ -332,8 +346,13 @@ def test_name(test_id: str) -> str:
     return re.split(r"::|#|\.", bare)[-1] if "::" in bare or "#" in bare else bare
 
 
-def _declared_ids(report: testreport.Report, declared: set[str]) -> set[str]:
-    return {i for i in report.cases if test_name(i) in declared}
+def _in_tree(repo: Path, commit: str, message: str) -> bool:
+    """Whether a skip reason is written in the original code (so the skip was there before the repair)."""
+    reason = re.sub(r"^(?:Skipped|condition):\s*", "", message.strip())[:80].strip()
+    if len(reason) < 4:
+        return False
+    done = subprocess.run(["git", "-C", str(repo), "grep", "-F", "-q", "-e", reason, commit, "--"], capture_output=True)
+    return done.returncode == 0
 
 
 def markers(worktree: Path) -> Counter:

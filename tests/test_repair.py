@@ -36,10 +36,16 @@ LRU_GET = '''
 '''
 
 
-def optimize(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def optimize(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    proc = optimize_async(*args)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def optimize_async(*args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env={**env, "COLUMNS": "250"})
+    return subprocess.Popen([sys.executable, "-m", "agent.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env={**env, "COLUMNS": "250"})
 
 
 def manifest(runs: Path) -> dict:
@@ -99,18 +105,42 @@ def test_failing_baseline_is_repaired_then_optimised(tmp_path: Path) -> None:
     assert checkout_state(repo) == before  # the user's branch, HEAD and working tree untouched
 
 
-@pytest.mark.parametrize("name", sorted(CHEATS))
-def test_dishonest_repair_is_rejected(tmp_path: Path, name: str) -> None:
-    repo = make_project(tmp_path / "project")
-    reason, spec = CHEATS[name][0], []
-    if reason == "test-weakened":  # a user spec that leaves the tests editable: the harness still guards them
-        loose = tmp_path / "loose.toml"
-        loose.write_text((repo / "optimize.toml").read_text().replace('"tests/**", ', ""))
-        spec = ["--target", str(loose)]
-    before = checkout_state(repo)
-    runs = tmp_path / "runs"
-    done = optimize("repair", "--repo", str(repo), *spec, "--llm", f"replay:{cheat_transcript(name, tmp_path / 's.jsonl')}",
-                    "--runs-dir", str(runs), "--quiet")
+BUDGETS = {"tool-call-budget": ["--tool-calls", "2"], "time-budget": ["--minutes", "0"]}  # the honest repair, cut off
+
+
+@pytest.fixture(scope="module")
+def cheat_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[subprocess.CompletedProcess, Path, tuple, Path]]:
+    """Every dishonest repair through `optimize repair`, all at once (each is its own project and run)."""
+    started = {}
+    for name, (reason, _) in CHEATS.items():
+        root = tmp_path_factory.mktemp(name)
+        repo = make_project(root / "project")
+        spec = []
+        if reason == "test-weakened":  # a user spec that leaves the tests editable: the harness still guards them
+            loose = root / "loose.toml"
+            loose.write_text((repo / "optimize.toml").read_text().replace('"tests/**", ', ""))
+            spec = ["--target", str(loose)]
+        args = ["repair", "--repo", str(repo), *spec, "--llm", f"replay:{cheat_transcript(name, root / 's.jsonl')}",
+                "--runs-dir", str(root / "runs"), "--quiet"]
+        started[name] = (optimize_async(*args), repo, checkout_state(repo), root / "runs")
+    honest = tmp_path_factory.mktemp("budgets")
+    honest_repair(Transcript(note="honest, but out of budget")).write(honest / "s.jsonl")
+    for name, flags in BUDGETS.items():
+        repo = make_project(honest / name)
+        args = ["repair", "--repo", str(repo), *flags, "--llm", f"replay:{honest / 's.jsonl'}",
+                "--runs-dir", str(honest / name / "runs"), "--quiet"]
+        started[name] = (optimize_async(*args), repo, checkout_state(repo), honest / name / "runs")
+    done = {}
+    for name, (proc, repo, before, runs) in started.items():
+        out, err = proc.communicate(timeout=600)
+        done[name] = (subprocess.CompletedProcess(proc.args, proc.returncode, out, err), repo, before, runs)
+    return done
+
+
+@pytest.mark.parametrize("name", sorted(CHEATS) + sorted(BUDGETS))
+def test_dishonest_or_unfinished_repair_is_rejected(cheat_runs: dict, name: str) -> None:
+    done, repo, before, runs = cheat_runs[name]
+    reason = CHEATS[name][0] if name in CHEATS else "budget"
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"could not fix it ({reason})" in done.stderr, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
