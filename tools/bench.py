@@ -24,12 +24,20 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.config import Metric
 from tools import sh
+
+
+class Metric(Protocol):
+    """How to read the metric from a benchmark's output (the spec's `[bench] metric`, or any object alike)."""
+
+    regex: str | None
+    json_path: str | None
+    unit: str
+    better: Literal["higher", "lower"]
 
 # Words of path-ish characters, no quotes, globs, redirections, variables or leading VAR=value.
 _PLAIN = re.compile(r"[\w./:,+@%-]+( +[\w./:,+@%=-]+)*")
