@@ -315,6 +315,9 @@ def drive(path: Path, record: ComparisonRecord, sessions: list[ArmSession]) -> O
             for s in sessions:
                 close_record(s, "failed", "baseline")
             finish(path, record, "failed", f"baseline: {e}".splitlines()[0])
+            if isinstance(e, BaselineError):  # no repair phase here: every arm must start from the same code
+                raise BaselineError(f"{e}\n(optimize compare starts from code that builds and passes its tests as "
+                                    "it is; repair it first, e.g. `optimize repair`, and compare from that commit)") from e
             raise
         for s in sessions:
             s.resumed_baseline = True  # loop.run starts at the plan
