@@ -17,6 +17,7 @@ import random
 import re
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -406,6 +407,16 @@ class Best:
     commit: str
     repo: Path
     confirm: ConfirmEvent | None
+    is_base: bool  # no verified win: the run's best is its base commit
+
+    def tree(self) -> str | None:
+        return tree_of(str(self.repo), self.commit)
+
+
+def tree_of(repo: str, commit: str) -> str | None:
+    """The commit's tree: the same code has the same tree, whichever repository or snapshot holds it."""
+    r = subprocess.run(["git", "-C", repo, "rev-parse", f"{commit}^{{tree}}"], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else None
 
 
 def best_of(name: str, store: RunStore) -> Best:
@@ -414,7 +425,8 @@ def best_of(name: str, store: RunStore) -> Best:
     accepted = [e for e in events if isinstance(e, IterationEvent) and e.verdict == "accepted"]
     confirm = next((e for e in reversed(events) if isinstance(e, ConfirmEvent)), None)
     commit = accepted[-1].commit if accepted and accepted[-1].commit else m.base_commit
-    return Best(name, commit, Path(m.repo), confirm if confirm and confirm.best_commit == commit else None)
+    return Best(name, commit, Path(m.repo), confirm if confirm and confirm.best_commit == commit else None,
+                commit == m.base_commit)
 
 
 def head_to_head(path: Path, record: ComparisonRecord, stores: list[RunStore], ui: Progress) -> list[Match]:
@@ -446,7 +458,7 @@ def head_to_head(path: Path, record: ComparisonRecord, stores: list[RunStore], u
     try:
         arms: dict[str, verify.Arm] = {}
         for b in bests:  # against the baseline: the arm's own confirmation when it has one
-            if b.commit == record.base_commit:
+            if b.is_base:
                 matches.append(Match(a="baseline", b=b.name, a_commit=record.base_commit, b_commit=b.commit,
                                      speedup=1.0, ci=(1.0, 1.0), verdict="same",
                                      basis="no verified win: the arm's best is the baseline"))
@@ -462,7 +474,7 @@ def head_to_head(path: Path, record: ComparisonRecord, stores: list[RunStore], u
                                         "measured in the head-to-head (the arm had no confirmation)"))
         for i, x in enumerate(bests):
             for y in bests[i + 1:]:
-                if x.commit == y.commit:
+                if x.commit == y.commit or (x.tree() or "x") == (y.tree() or "y"):
                     matches.append(Match(a=x.name, b=y.name, a_commit=x.commit, b_commit=y.commit, speedup=1.0,
                                          ci=(1.0, 1.0), verdict="same", basis="the same code"))
                     continue

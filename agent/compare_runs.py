@@ -23,6 +23,7 @@ from agent.compare import (
     parse_arm,
     run_comparison,
     save,
+    tree_of,
 )
 from agent.config import parse_spec
 from agent.llm import LLMError
@@ -33,11 +34,6 @@ from agent.ui import Progress
 from tools.fingerprint import COMPARED, comparable, fingerprint
 
 # --- after the fact ---------------------------------------------------------------------------------------
-
-
-def tree_of(repo: str, commit: str) -> str | None:
-    r = subprocess.run(["git", "-C", repo, "rev-parse", f"{commit}^{{tree}}"], capture_output=True, text=True)
-    return r.stdout.strip() if r.returncode == 0 else None
 
 
 def comparable_runs(stores: list[RunStore]) -> list[str]:
