@@ -39,10 +39,10 @@ PLAN_SCHEMA = {"name": "plan", "schema": {
     "properties": {"strategies": {"type": "array", "minItems": 1, "maxItems": 8, "items": {
         "type": "object", "additionalProperties": False,
         "required": ["title", "hypothesis", "files", "expected_gain"],
-        "properties": {"title": {"type": "string", "minLength": 3, "maxLength": 120},
-                       "hypothesis": _text(400),
-                       "files": {"type": "array", "maxItems": 5, "items": _text(200)},
-                       "expected_gain": _text(60)}}}}}}
+        "properties": {"title": {"type": "string", "minLength": 3, "maxLength": 80},
+                       "hypothesis": _text(240),
+                       "files": {"type": "array", "maxItems": 4, "items": _text(100)},
+                       "expected_gain": _text(40)}}}}}}
 
 
 def parse_plan(text: str) -> Plan:

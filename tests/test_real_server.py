@@ -77,9 +77,11 @@ class LlamaServer:
 
     def start(self) -> LlamaServer:
         # --jinja: the model's own chat template, with llama.cpp's tool-call handling; --no-repack: no
-        # extra CPU buffer types (the AMX path dies with SIGILL on CPUs that advertise AMX they cannot run)
+        # extra CPU buffer types (the AMX path dies with SIGILL on CPUs that advertise AMX they cannot run);
+        # -t 1: beside the run's own processes on 2 cores, two threads spin-wait on each other (measured:
+        # 1 token/s with -t 2 on a busy machine, 17 with -t 1)
         cmd = [LLAMA_SERVER, "-m", str(self.gguf), "--host", "127.0.0.1", "--port", str(self.port),
-               "--alias", MODEL, "--jinja", "-c", str(CONTEXT), "-np", "1", "-t", "2", "--no-repack",
+               "--alias", MODEL, "--jinja", "-c", str(CONTEXT), "-np", "1", "-t", "1", "--no-repack",
                "--no-webui", "--seed", "7"]
         with self.log.open("a") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
