@@ -265,22 +265,24 @@ FAIR_SHARE = 0.8  # ... or, on a busy host, this much of the core share the load
 PARALLEL_SHARE = 1.1  # more CPU than wall time than this: it uses several cores; the user waits on wall time
 
 
-def cpu_bound(samples: Sequence[Timed], ncpu: int | None = None) -> bool:
+def cpu_bound(samples: Sequence[Timed], ncpu: int | None = None, fair: bool = True) -> bool:
     """A single-threaded process that computes rather than waits. Either one of its runs got the core
     for CPU_BOUND_SHARE of its wall time (a process that sleeps or waits on I/O never does, however quiet
     the host), or, on a host too busy for that, its runs typically got FAIR_SHARE of what a computing
     process gets there: ncpu / load average of the core (a sleeper gets far less). Not when it uses
-    several cores. (Context switches were tried as the tie-breaker and dropped: under load a sleeper's
-    start-up is preempted as often as a computing process is.)"""
+    several cores. The fair-share test can take a short sleeper whose start-up a loaded host stretches
+    for a computing process (`fair=False` leaves it out); the callers keep wall time as a guard.
+    (Context switches were tried as the tie-breaker and dropped: under load a sleeper's start-up is
+    preempted as often as a computing process is.)"""
     if not samples:
         return False
     ncpu = ncpu or os.cpu_count() or 1
     shares = sorted(s.cpu_s / max(s.wall_s, 1e-9) for s in samples)
     if shares[len(shares) // 2] > PARALLEL_SHARE:
         return False
-    fair = sorted(s.cpu_s / max(s.wall_s, 1e-9) / min(1.0, ncpu / max(getattr(s, "load1", 0.0), 1.0))
-                  for s in samples)
-    return shares[-1] >= CPU_BOUND_SHARE or fair[len(fair) // 2] >= FAIR_SHARE
+    typical = sorted(s.cpu_s / max(s.wall_s, 1e-9) / min(1.0, ncpu / max(getattr(s, "load1", 0.0), 1.0))
+                     for s in samples)
+    return shares[-1] >= CPU_BOUND_SHARE or (fair and typical[len(typical) // 2] >= FAIR_SHARE)
 
 
 def process_judge(*, min_effect: float, alpha: float, looks: Sequence[int], extra: Sequence[int] = (),
