@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.attempt import converse
-from agent.llm import Cancelled, ReplayExhausted, RequestRejected
+from agent.llm import Cancelled, ReplayDiverged, ReplayExhausted, RequestRejected
 from agent.records import NoteEvent
 from agent.session import BaselineError, Session, Stop
 from agent.target import EVALUATOR_FILES, Target, failure
@@ -128,25 +128,29 @@ def run(s: Session, original_error: str = "") -> Setup | None:
     RepairFailed (as a BaselineError with the reason) when it cannot be repaired within the rules."""
     original = s.manifest.base_commit
     branch = s.prefix + "setup"
-    wt = gitops.add_worktree(s.repo, s.worktree("setup"), original, branch)
+    wt = gitops.add_worktree(s.repo, s.worktree("setup"), original)  # detached: a branch only for an accepted repair
     try:
         s.ui.phase("repair: running the unmodified code")
         target = Target(s.spec, wt)
         before = probe(s, target)
         if not before.step:
             return None
-        s.note(f"the {before.step} fail on the unmodified code; starting the repair phase on {branch}", "warning")
+        s.note(f"the {before.step} fail on the unmodified code; starting the repair phase", "warning")
+        folder = s.store.path / "setup"
+        folder.mkdir(exist_ok=True)
+        (folder / "failure.txt").write_text(f"{before.step}: {before.cmd}\n{before.text}\n")
         setup = repair(s, target, before, original, branch)
     except RepairFailed as e:
         s.save_manifest(setup={"status": "rejected", "reason": e.reason, "detail": e.detail[:2000],
-                               "branch": branch, "original_commit": original})
+                               "record": str(s.store.path / "setup"), "original_commit": original})
         s.note(f"repair rejected ({e.reason}): {e.detail.splitlines()[0] if e.detail else ''}", "warning")
         raise BaselineError(
             f"{original_error or 'the unmodified code fails'}\n\nThe repair phase could not fix it ({e.reason}): "
-            f"{e.detail}\nYour checkout was not touched; the attempted repair is on branch {branch} for review "
-            "(or rerun with --no-repair to skip the repair phase).") from None
+            f"{e.detail}\nNothing in your repository was changed; the attempted repair and the failure it addressed "
+            f"are in {s.store.path / 'setup'} for review (--no-repair skips the repair phase).") from None
     finally:
         gitops.remove_worktree(s.repo, wt)
+    gitops.set_branch(s.repo, branch, setup.commit)
     s.manifest.base_commit = setup.commit
     s.save_manifest(setup={"status": "accepted", "branch": branch, "commit": setup.commit,
                            "original_commit": original, "changes": setup.changes, "files": setup.files,
@@ -207,6 +211,8 @@ def repair(s: Session, target: Target, before: Before, original: str, branch: st
         raise RepairFailed("model-error", f"the endpoint rejected a request: {e.detail}") from None
     except ReplayExhausted:
         raise RepairFailed("budget", "the scripted transcript ended before the repair finished") from None
+    except ReplayDiverged as e:  # a transcript written without a repair conversation
+        raise RepairFailed("model-error", f"the scripted transcript has no repair conversation here ({e})") from None
     with s.lock:
         s.tool_calls += talk.tool_calls
     if talk.ended == "give_up":
@@ -228,9 +234,10 @@ def repair(s: Session, target: Target, before: Before, original: str, branch: st
     if commit is None:
         raise RepairFailed("no-change", "the repair left the code unchanged")
     files = gitops.changed_paths(s.repo, original, commit)
+    # written before the checks: a rejected repair is reviewed from the record
+    (s.store.path / "setup" / "diff.patch").write_text(gitops.diff_text(s.repo, original, commit))
     s.ui.phase("repair: checking the repaired code")
     tests = check(s, target, before, original, commit, protected, toolbox.protected_attempts)
-    _write_record(s, before, original, commit)
     return Setup(commit, branch, changes, files, tests, len(before.declared), headline)
 
 
@@ -410,11 +417,3 @@ def toolchain_label(s: Session) -> str:
 
         return f"Python {sys.version_info.major}.{sys.version_info.minor}"
     return "this machine's toolchain"
-
-
-def _write_record(s: Session, before: Before, original: str, commit: str) -> None:
-    """setup/ in the run record: the failure that started the repair and the repair's diff, for review."""
-    folder = s.store.path / "setup"
-    folder.mkdir(exist_ok=True)
-    (folder / "failure.txt").write_text(f"{before.step}: {before.cmd}\n{before.text}\n")
-    (folder / "diff.patch").write_text(gitops.diff_text(s.repo, original, commit))

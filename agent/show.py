@@ -69,7 +69,7 @@ def show(store: RunStore) -> dict[str, Any]:
 def setup_line(setup: dict[str, Any]) -> str:
     """One line for the repair phase: what it changed, or why it was rejected."""
     if setup.get("status") != "accepted":
-        return f"setup: repair rejected ({setup.get('reason')}) on branch {setup.get('branch')}"
+        return f"setup: repair rejected ({setup.get('reason')}); the attempt is in {setup.get('record')}"
     changes = "; ".join(setup.get("changes", []))
     return (f"{setup['headline']} ({changes}) on branch {setup['branch']}: {setup['tests']} tests pass; "
             "the baseline below is the repaired code")

@@ -147,6 +147,8 @@ def test_dishonest_or_unfinished_repair_is_rejected(cheat_runs: dict, name: str)
     m = manifest(runs)
     assert m["status"] == "failed" and m["summary"]["setup"]["reason"] == reason
     assert checkout_state(repo) == before
+    assert "optimize/" not in git(repo, "for-each-ref")  # exit 2: nothing in the repository changed
+    assert (runs / m["run_id"] / "setup" / "failure.txt").is_file()  # what failed, for review
 
 
 def test_no_repair_refuses_with_the_failing_tests(tmp_path: Path) -> None:
