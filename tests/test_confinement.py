@@ -328,3 +328,26 @@ def test_a_failing_hook_cannot_end_a_run(tmp_path: Path) -> None:
     leaked = [p for p in (tmp_path / "runs").rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
     assert leaked == []
     shutil.rmtree(private_tmp(tmp_path), ignore_errors=True)
+
+
+# --- frozen worktrees ------------------------------------------------------------------------------------
+
+
+@needs_bwrap
+def test_a_measured_worktree_is_frozen(setup: Setup) -> None:
+    """Once measured, a worktree's tests write a throwaway copy (they see their own writes, the worktree
+    does not change), and any later write is caught before the next measurement."""
+    from agent import target
+    from agent.config import TargetSpec
+
+    spec = TargetSpec.model_validate({"name": "frozen", "test": {"cmd": "echo run >> log.txt && cat log.txt"},
+                                      "bench": {"cmd": "true"}})
+    target.check_measured(setup.best)
+    assert target.frozen(setup.best)
+    first, second = target.Target(spec, setup.best).test(), target.Target(spec, setup.best).test()
+    assert first.ok and second.ok and first.stdout == second.stdout == "run\n"  # each run starts from the worktree
+    assert not (setup.best / "log.txt").exists()
+    target.check_measured(setup.best)  # unchanged: measuring again is fine
+    (setup.best / "prog.py").write_text("print('slower')\n")
+    with pytest.raises(target.WorktreeChanged, match="changed since it was first measured"):
+        target.check_measured(setup.best)
