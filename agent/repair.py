@@ -87,6 +87,7 @@ class Before:
     step: str  # "build" or "tests"; "" when both pass
     cmd: str = ""
     text: str = ""  # the cleaned failure shown to the model and to the user
+    first: str = ""  # its first error line, for the commit message
     passed: set[str] = field(default_factory=set)  # test ids that passed anyway
     declared: set[str] = field(default_factory=set)  # test names the project's test files define
     markers: Counter = field(default_factory=Counter)
@@ -167,7 +168,7 @@ def probe(s: Session, target: Target) -> Before:
     build = target.build()
     if build is not None and failure(build, "build-failed"):
         before.step, before.cmd = "build", s.spec.build.cmd
-        first = first_error(build.output)
+        first = before.first = first_error(build.output)
         before.text = (f"first error: {first}\n" if first else "") + testreport.clean_tail(build.output)
         return before
     tests, report = target.test_run()
@@ -175,7 +176,7 @@ def probe(s: Session, target: Target) -> Before:
     before.collected = any(not i.endswith("(collection)") for i in report.cases)
     if failure(tests, "tests-failed") or report.failing:
         before.step, before.cmd = "tests", s.spec.test.cmd
-        first = first_error(tests.output)
+        first = before.first = first_error(tests.output)
         before.text = (f"first error: {first}\n" if first else "") + failing_tests(tests, report).lstrip("; \n")
     return before
 
@@ -227,7 +228,7 @@ def repair(s: Session, target: Target, before: Before, original: str, branch: st
     n = len(changes)
     headline = f"setup: {n} change{'s' if n != 1 else ''} to {'build' if before.step == 'build' else 'pass the tests'} on {label}"
     message = (headline + "\n\n" + "\n".join(f"- {c}" for c in changes)
-               + f"\n\nFailure addressed ({before.step}, `{before.cmd}`): {first_error(before.text)[:300]}\n"
+               + f"\n\nFailure addressed ({before.step}, `{before.cmd}`): {(before.first or before.text.strip().splitlines()[0])[:300]}\n"
                "Made by the Nightshift repair phase; checked by the harness (no test skipped, excluded or "
                "weakened; build, full suite and benchmark green).")
     commit = gitops.commit_all(target.worktree, message)
@@ -309,7 +310,9 @@ def is_test_file(rel: str) -> bool:
     return name.endswith((".java", ".kt")) and ("test" in parts[:-1] or name.endswith(("Test.java", "Tests.java")))
 
 
-_JAVA_TEST = re.compile(r"@(?:Test|ParameterizedTest|RepeatedTest|TestFactory)\b[^;{]*?\b(?:void|\w+)\s+(\w+)\s*\(", re.S)
+_JAVA_TEST = re.compile(  # a test annotation, other annotations (with arguments), modifiers, a type, the name
+    r"@(?:Test|ParameterizedTest|RepeatedTest|TestFactory|TestTemplate)\b(?:\s*\([^)]*\))?"
+    r"(?:\s*@[\w.]+(?:\s*\([^)]*\))?)*\s*(?:(?:public|protected|private|static|final)\s+)*[\w<>\[\].,? ]+?\s(\w+)\s*\(")
 
 
 def declared_tests(worktree: Path) -> set[str]:

@@ -160,3 +160,29 @@ def test_no_repair_refuses_with_the_failing_tests(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "the tests fail on the unmodified code" in done.stderr and "--no-repair" in done.stderr
     assert "MutableMapping" in done.stderr  # the cleaned failure names the error
+
+
+def test_inventory_reads_declared_tests_ids_and_first_errors(tmp_path: Path) -> None:
+    from agent.repair import declared_tests, first_error, markers, test_name
+
+    repo = tmp_path / "r"
+    (repo / "src/test/java/x").mkdir(parents=True)
+    (repo / "src/test/java/x/BookTest.java").write_text(
+        "class BookTest {\n  @Test\n  public void addsOrder() {}\n  @ParameterizedTest\n  @ValueSource(ints = {1})\n"
+        "  void cancels(int n) {}\n  @Disabled(\"slow\") @Test void skipped() {}\n  void helper() {}\n}\n")
+    (repo / "tests").mkdir()
+    (repo / "tests/test_a.py").write_text("import pytest\n\n\nclass T:\n    def test_x(self):\n        assert 1\n\n\n"
+                                          "@pytest.mark.skip\ndef test_y():\n    pass\n\n\ndef helper():\n    pass\n")
+    (repo / "pom.xml").write_text("<plugin><configuration><excludes><exclude>**/Slow*</exclude></excludes>"
+                                  "<skipTests>false</skipTests></configuration></plugin>\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    assert declared_tests(repo) == {"addsOrder", "cancels", "skipped", "test_x", "test_y"}
+    found = markers(repo)
+    assert found[("src/test/java/x/BookTest.java", "@Disabled")] == 1
+    assert found[("tests/test_a.py", "pytest.mark.skip")] == 1
+    assert found[("pom.xml", "<exclude>")] == 2 and found[("pom.xml", "skipTests")] == 2  # tags counted, open and close
+    assert [test_name(i) for i in ("tests/test_a.py::T::test_x", "x.BookTest#cancels(int)[1]", "t.py::test_p[1.5-a]")] \
+        == ["test_x", "cancels", "test_p"]
+    assert first_error("[INFO] ok\n[ERROR] Foo.java:[3,8] package javax.annotation does not exist\n[ERROR] x") \
+        == "[ERROR] Foo.java:[3,8] package javax.annotation does not exist"
