@@ -332,11 +332,11 @@ def _print_show(d: dict) -> None:
             out.print(f"#{it['index']} flag: {flag}", markup=False)
     b, base = d["best"], d["baseline"]
     if base["value"] is not None:
-        before = b["confirmed_against"] or base["value"]
-        line = (f"baseline {before:.4g} {unit} → best {b['value']:.4g} {unit}: {b['speedup']:.2f}x "
-                f"{_fmt_ci(b['ci'])} ({'confirmed side by side' if b['confirmed'] else 'not confirmed'}) "
-                f"on branch {b['branch']}")
-        out.print(line)
+        line = (f"baseline {base['value']:.4g} {unit} → best {b['value']:.4g} {unit}: {b['speedup']:.2f}x "
+                f"{_fmt_ci(b['ci'])} ({b['basis']}) on branch {b['branch']}")
+        out.print(line, markup=False)
+        if base["initial_value"] is not None and base["initial_value"] != base["value"]:
+            out.print(f"(start-of-run baseline: {base['initial_value']:.4g} {unit}, measured at another time)")
         out.print(f"noise floor ±{base['noise_floor']:.1%}; wins below {base['min_effect']:.1%} are not accepted here")
     if d.get("reference"):
         r = d["reference"]
