@@ -25,7 +25,7 @@ reasons = [i["reason"] for i in show["iterations"]]
 problems = []
 if show["status"] != "finished":
     problems.append(f"status {show['status']} ({show.get('stop_reason')}), expected finished")
-if len(reasons) != len(expected["reasons"]) or any(r not in ok for r, ok in zip(reasons, expected["reasons"])):
+if len(reasons) != len(expected["reasons"]) or any(r not in ok for r, ok in zip(reasons, expected["reasons"], strict=False)):
     problems.append(f"reasons {reasons}, expected {expected['reasons']}")
 if expected["confirmed"] and not show["best"]["confirmed"]:
     problems.append(f"the best did not confirm: {show['best']['speedup']:.3f}x {show['best']['ci']}")
