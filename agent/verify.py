@@ -505,6 +505,7 @@ def guard_metrics(spec: TargetSpec, m: Measurement) -> str | None:
 MIN_TIMED_SHARE = 0.05  # least share of the benchmark process that its metric is assumed to time
 OPEN_CLAIM = 1.5  # a claim this large still undecided at the last look is judged on the process's point estimate
 PROBES = 3  # runs of the best frozen once each, at 1/4, 1/2 and 3/4 of its run time
+SHARE_MARGIN = 0.75  # of the least measured timed share: room for the probes' own noise
 _shares: dict[tuple[str, str], float] = {}
 _shares_lock = threading.Lock()
 
@@ -513,7 +514,7 @@ def timed_share(spec: TargetSpec, best: Arm) -> float:
     """A conservative lower bound on the share of the best's benchmark process that its metric times,
     by the harness's clock: a run frozen for `pause` s (2x its run time) inside the timed region reports
     a metric worse by the factor r = 1 + pause/D, so D = pause/(r - 1); frozen outside, it barely moves.
-    Half the least such D over the median run time, within [MIN_TIMED_SHARE, 0.9]; MIN_TIMED_SHARE when no
+    SHARE_MARGIN of the least such D over the median run time, within [MIN_TIMED_SHARE, 0.9]; MIN_TIMED_SHARE when no
     probe landed in the region (or the spec has no metric). Once per best, and only when a candidate's
     metric says "better"; a best that was itself accepted inherits its share from its parent's
     (`inherit_share`) instead of being probed again."""
@@ -540,7 +541,7 @@ def timed_share(spec: TargetSpec, best: Arm) -> float:
                 spans.append(pause / (r - 1))
     except SampleError:
         spans, wall = [], 1.0
-    share = min(0.9, max(MIN_TIMED_SHARE, min(spans) / 2 / wall)) if spans else MIN_TIMED_SHARE
+    share = min(0.9, max(MIN_TIMED_SHARE, SHARE_MARGIN * min(spans) / wall)) if spans else MIN_TIMED_SHARE
     with _shares_lock:
         _shares[key] = share
     return share
