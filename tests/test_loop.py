@@ -146,7 +146,7 @@ def test_ab_contract(tmp_path: Path) -> None:
     r = optimize("ab", "--a", slow, "--b", fast, "--json")
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
-    assert set(result) == {"verdict", "speedup", "ci", "pairs"}
+    assert set(result) >= {"verdict", "speedup", "ci", "pairs"}  # the contract; what decided it may be added
     assert result["verdict"] == "better" and result["ci"][0] > 1 and result["pairs"] >= 5
     flipped = json.loads(optimize("ab", "--a", fast, "--b", slow, "--json").stdout)
     assert flipped["verdict"] == "worse" and flipped["ci"][1] < 1

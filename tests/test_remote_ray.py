@@ -179,7 +179,7 @@ class TestCluster:
 
     def test_a_host_lost_mid_measurement_is_measured_again_elsewhere(self, cluster: Any, tmp_path: Path) -> None:
         repo, best = repo_with(tmp_path)
-        s = spec(decide={"looks": [6], "min_effect": 0.05, "alpha": 0.05})  # long enough to be cut in the middle
+        s = spec(decide={"looks": [6], "extra_looks": [], "min_effect": 0.05, "alpha": 0.05})  # long enough to be cut
         ex = RayExecutor(repo, s)
         cand = candidate(repo, best, FAST)
         key = evaluation_key(s, best.commit, cand.commit, 0.05)
