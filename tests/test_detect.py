@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -111,7 +112,7 @@ def test_add_opens_from_a_real_jdk_module_access_failure(tmp_path: Path) -> None
 
 def optimize(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", "from agent.cli import main; main()", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "300"})
 
 
 @pytest.mark.slow
