@@ -257,7 +257,8 @@ def test_a_runner_without_inventory_is_a_weak_gate_loudly(tmp_path: Path) -> Non
     run = play(tmp_path, make_gate_target(tmp_path, WEAK_SPEC), [CASES[-1]])
     assert run["manifest"]["summary"]["test_gate"].startswith("weak: not even a count"), run["manifest"]["summary"]
     assert "WEAK TEST GATE" in run["text"]
-    report = optimize("report", run["run_dir"].name, "--runs-dir", str(run["runs"]))
+    report = optimize("report", run["run_dir"].name, "--runs-dir", str(run["runs"]),
+                      env={**os.environ, "COLUMNS": "1000"})  # the path printed on one line
     assert report.returncode == 0, report.stderr
     html = Path(report.stdout.strip().splitlines()[-1]).read_text()
     assert "WEAK TEST GATE" in html
