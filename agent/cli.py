@@ -29,7 +29,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run records live.")]
+RunsDir = Annotated[Path, typer.Option("--runs-dir", resolve_path=True, help="Where run records live.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 DEFAULT_RUNS = Path("runs")
 ApiKey = Annotated[str | None, typer.Option("--api-key", help="Key for the endpoint (default: $OPENAI_API_KEY). "
@@ -458,7 +458,8 @@ def profile_cmd(repo: Annotated[str, typer.Option("--repo", help="A path or a bu
     if as_json:
         print(json.dumps(result, indent=1))
     else:
-        out.print("\n".join(f"{k}: {v}" for k, v in result.items() if k != "top"), markup=False)
+        # the summary is the model's view (it repeats the top frames); people get the fields and one top list
+        out.print("\n".join(f"{k}: {v}" for k, v in result.items() if k not in ("top", "summary")), markup=False)
         for f in result["top"][:10]:  # frame names such as "[unknown]" are text, not markup
             out.print(f"{f['self_pct']:6.1f}% self {f['total_pct']:6.1f}% total  {f['frame']}", markup=False)
 

@@ -26,8 +26,6 @@ from urllib.parse import urlsplit
 
 import openai
 
-from tools import sh
-
 log = logging.getLogger("nightshift.llm")
 
 VLLM_HINT = (
@@ -252,11 +250,10 @@ def provider_for(base_url: str) -> Provider:
 
 def env_api_key() -> str | None:
     """OPENAI_API_KEY, moved out of os.environ when first seen (at import): no child process ever inherits
-    it, and tools.sh drops it from every environment and redacts it from every output."""
+    it (start-up registers it with tools.sh, which drops it from every environment and redacts it from every output)."""
     global _ENV_KEY
     if "OPENAI_API_KEY" in os.environ:
         _ENV_KEY = os.environ.pop("OPENAI_API_KEY") or None
-    sh.register_secret(_ENV_KEY)
     return _ENV_KEY
 
 
@@ -265,7 +262,6 @@ env_api_key()
 
 
 def _api_key(ep: Endpoint) -> str:
-    sh.register_secret(ep.api_key)
     return ep.api_key or env_api_key() or "EMPTY"
 
 
@@ -801,7 +797,6 @@ def endpoint_for(llm: str | None, model: str | None, api_key: str | None = None,
     `model`, the provider's own default (Moonshot's API serves `kimi-k2.6`, not the HF repo id)."""
     base = normalize_base_url(llm) if llm else Endpoint.base_url
     key = api_key or env_api_key() or "EMPTY"
-    sh.register_secret(key)
     return Endpoint(base_url=base, model=model or provider_for(base).default_model, api_key=key, **settings)
 
 

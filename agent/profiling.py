@@ -6,7 +6,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent import start
+from agent import lease, start
 from agent.target import Target, failure
 from tools import gitops
 from tools.profile import profile_target
@@ -27,8 +27,9 @@ def profile_repo(repo: str, target: Path | None, out_dir: Path | None) -> dict:
             if build is not None and failure(build, "build-failed"):
                 raise start.BadInput(f"the build fails ({src.spec.build.cmd}):\n{build.tail()}")
             kind = src.spec.profile.kind if src.spec.profile.kind != "none" else "py-spy"
-            result = profile_target(kind, src.spec.profile.cmd or src.spec.bench.cmd, wt, out_dir.resolve(),
-                                    timeout=src.spec.profile.timeout)
+            with lease.shared("a profile"):  # never inside another run's measurement on this host
+                result = profile_target(kind, src.spec.profile.cmd or src.spec.bench.cmd, wt, out_dir.resolve(),
+                                        timeout=src.spec.profile.timeout)
         finally:
             if src.in_place:
                 gitops.remove_worktree(src.path, wt)

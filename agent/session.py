@@ -17,6 +17,7 @@ from pathlib import Path
 from agent import lease, prompts, verify
 from agent.attempt import converse
 from agent.config import TargetSpec
+from agent.executor import Executor, ExecutorError, evaluation_key, open_executor
 from agent.llm import Cancelled, Model, Reply, RequestRejected
 from agent.notebook import Entry, Notebook
 from agent.planner import PlanFailed, Strategy, plan
@@ -31,13 +32,14 @@ from agent.records import (
     PlanEvent,
     RunStore,
 )
-from agent.remote import RayExecutor, RemoteError, evaluation_key
 from agent.target import Target, failure, new_seed, with_seed
 from agent.toolbox import Toolbox
 from agent.ui import Progress
 from agent.verify import Arm, Outcome
 from tools import gitops, sh, stats
 from tools.bench import SampleError, metric_value
+
+Clock = tuple[float, float, float, float]  # monotonic time, command seconds, model seconds, lease-wait seconds
 
 
 class Stop(Exception):
@@ -98,6 +100,7 @@ class Session:
     best: Arm | None = None
     baseline_value: float = 0.0
     best_value: float = 0.0
+    gain: float = 1.0  # the product of the accepted steps' verified speedups: "best so far", as the verdicts said
     min_effect: float = 0.0
     noise: float = 0.0
     expected: list[str] = field(default_factory=list)
@@ -117,10 +120,14 @@ class Session:
     decide: threading.Lock = field(default_factory=threading.Lock)
     retired: list[Path] = field(default_factory=list)  # former bests' worktrees, removed once no lane uses them
     pending: list[tuple[AttemptStarted, EvaluationStarted]] = field(default_factory=list)  # cut off by a kill
-    executor: RayExecutor | None = None  # set when verification runs on Ray benchmark hosts
+    executor: Executor | None = None  # local, or Ray benchmark hosts (opened by open_executor)
     model_errors: int = 0  # model-error attempts in a row (no usable plan or tool call)
     tokens_counted: str = ""  # "" when the server reported usage, else how we counted ("tokenizer", "estimate")
     _calls: threading.local = field(default_factory=threading.local)
+
+    def __post_init__(self) -> None:
+        lease.owner = self.manifest.run_id  # named to any other run that waits for us
+        lease.on_wait = lambda text: self.ui.log(text, warn=True)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -262,7 +269,7 @@ class Session:
         out = self.store.iteration_dir(index) / "profile"
         self.ui.phase("profiling")
         cmd = with_seed(self.spec.profile.cmd or self.spec.bench.cmd, new_seed())
-        with lease.shared():
+        with lease.shared("a profile"):
             result = profile_target(self.spec.profile.kind, cmd, self.best.worktree, out,
                                     timeout=self.spec.profile.timeout, previous=self.profile_dir)
         for w in result.warnings:
@@ -285,9 +292,9 @@ class Session:
                 "notebook": self.notebook.render()}
 
     def speedup_so_far(self) -> float:
-        better = self.spec.bench.better
-        ratio = self.best_value / self.baseline_value if self.baseline_value else 1.0
-        return ratio if better == "higher" else 1 / ratio
+        """The verified steps multiplied: each was measured side by side against the best before it, so
+        this is what the verdicts said, not a ratio of values measured at different times under other load."""
+        return self.gain
 
     def plan(self) -> None:
         self.ui.phase("planning")
@@ -347,7 +354,7 @@ class Session:
             self.store.append(AttemptStarted(index=index, strategy=strategy.model_dump(), branch=branch,
                                              base_commit=best.commit, llm_position=self.llm_position))
         self.ui.attempt(index, strategy.title)
-        clock = (time.monotonic(), sh.SPENT["seconds"], self.model_seconds)
+        clock = self.clock()
         toolbox = Toolbox(Target(self.spec, wt), self.spec.guard.protected, lambda: self.profile_text, self.metric_line)
         brief = prompts.ATTEMPT.format(index=index, title=strategy.title, hypothesis=strategy.hypothesis,
                                        strategy_files=", ".join(strategy.files), budget=self.options.max_tool_calls, **self.context())
@@ -381,7 +388,7 @@ class Session:
                       talk.message if talk else "", talk.tool_calls if talk else 0, clock, early)
 
     def evaluate(self, index: int, strategy: Strategy, branch: str, best: Arm, cand: Arm, protected: list[str],
-                 summary: str, tool_calls: int, clock: tuple[float, float, float], early: Outcome | None = None) -> None:
+                 summary: str, tool_calls: int, clock: Clock, early: Outcome | None = None) -> None:
         """Verify a committed candidate (unless `early` already decided it) and keep or drop it."""
         logs = self.store.iteration_dir(index)
         outcome = early
@@ -402,7 +409,7 @@ class Session:
         strategy = Strategy(**started.strategy)
         wt = gitops.add_worktree(self.repo, self.worktree(f"iter-{ev.index:03d}"), ev.commit, started.branch)
         self.ui.attempt(ev.index, f"{strategy.title} (evaluation resumed)")
-        clock = (time.monotonic(), sh.SPENT["seconds"], self.model_seconds)
+        clock = self.clock()
         if ev.base_commit != self.best.commit:
             new = gitops.rebase(wt, onto=self.best.commit, upstream=ev.base_commit)
             if new is None:
@@ -420,15 +427,14 @@ class Session:
             self.resume_evaluation(*self.pending.pop(0))
 
     def verify(self, best: Arm, cand: Arm, protected_attempts: list[str], logs: Path) -> Outcome:
-        if self.executor is not None:
-            try:
-                return self.executor.verify(best, cand, min_effect=self.min_effect, expected=self.expected,
-                                            protected_attempts=protected_attempts, logs=logs)
-            except RemoteError as e:
-                self.note(f"remote evaluation failed: {e}", "warning")
-                return Outcome("error", "crashed", f"the Ray cluster could not finish this evaluation: {e}")
-        return verify.verify(self.spec, self.repo, best, cand, min_effect=self.min_effect, expected=self.expected,
-                             protected_attempts=protected_attempts, logs=logs)
+        if self.executor is None:
+            self.open_executor()
+        try:
+            return self.executor.verify(best, cand, min_effect=self.min_effect, expected=self.expected,
+                                        protected_attempts=protected_attempts, logs=logs, reference=self.base)
+        except ExecutorError as e:
+            self.note(f"remote evaluation failed: {e}", "warning")
+            return Outcome("error", "crashed", f"the executor could not finish this evaluation: {e}")
 
     def restack(self, index: int, base: Arm, cand: Arm, won: Outcome, protected_attempts: list[str],
                 logs: Path) -> tuple[Arm, Outcome]:
@@ -458,7 +464,7 @@ class Session:
             return f"metric: not found ({e})"
 
     def keep_or_drop(self, index: int, strategy: Strategy, branch: str, best: Arm, cand: Arm, o: Outcome,
-                     summary: str, tool_calls: int, clock: tuple[float, float, float]) -> None:
+                     summary: str, tool_calls: int, clock: Clock) -> None:
         gain = f"{o.speedup:.3f}x" if o.speedup else "n/a"
         if cand.commit != best.commit:
             cand.commit = gitops.amend_message(cand.worktree, f"iter-{index:03d}: {strategy.title}\n\n"
@@ -471,6 +477,7 @@ class Session:
         if o.verdict == "accepted":
             old = self.best
             self.best, self.best_value = cand, o.value or self.best_value
+            self.gain *= o.speedup or 1.0
             gitops.set_branch(self.repo, self.prefix + "best", cand.commit)
             if old is not self.base:
                 self.retired.append(old.worktree)  # another lane may still be measuring against it
@@ -540,11 +547,17 @@ class Session:
             self.check()  # a signal or the deadline ends the wait
             time.sleep(min(0.5, left))
 
-    def timing(self, clock: tuple[float, float, float]) -> dict[str, float]:
-        """Where an iteration's wall time went: target commands, the model, and the harness itself."""
+    def clock(self) -> Clock:
+        return (time.monotonic(), sh.SPENT["seconds"], self.model_seconds, lease.waited_s())
+
+    def timing(self, clock: Clock) -> dict[str, float]:
+        """Where an iteration's wall time went: target commands, the model, waiting for the host lease (another
+        lane's or another run's measurement), and the harness itself."""
         wall = time.monotonic() - clock[0]
         commands, model = sh.SPENT["seconds"] - clock[1], self.model_seconds - clock[2]
-        return {"wall_s": wall, "commands_s": commands, "model_s": model, "harness_s": wall - commands - model}
+        wait = lease.waited_s() - clock[3]
+        return {"wall_s": wall, "commands_s": commands, "model_s": model, "wait_s": wait,
+                "harness_s": max(0.0, wall - commands - model - wait)}
 
     # --- finish -----------------------------------------------------------------------------------
 
@@ -585,9 +598,8 @@ class Session:
         return {"cmd": cmd, "value": m.mean("a"), "best_value": m.mean("b"), "speedup": d.speedup, "ci": list(d.ci)}
 
     def open_executor(self) -> None:
-        """Connects to the Ray cluster for `--executor ray`; RemoteError says what is missing."""
-        if self.options.executor == "ray":
-            self.executor = RayExecutor(self.repo, self.spec, self.options.ray_address)
+        """Local, or connects to the Ray cluster for `--executor ray`; ExecutorError says what is missing."""
+        self.executor = open_executor(self.options.executor, self.repo, self.spec, self.options.ray_address)
 
     def close_executor(self) -> None:
         if self.executor is not None:

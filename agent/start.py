@@ -19,6 +19,7 @@ from agent.llm import (
     ReplayModel,
     check_endpoint,
     endpoint_for,
+    env_api_key,
     probe_structured_output,
 )
 from agent.records import Manifest, RunStore, new_run_id, now_iso
@@ -28,6 +29,7 @@ from tools import detect, gitops, sh
 from tools.fingerprint import fingerprint
 
 TARGETS = Path(__file__).resolve().parent.parent / "targets"
+sh.register_secret(env_api_key())  # OPENAI_API_KEY left os.environ when agent.llm was imported; redact it too
 
 
 class BadInput(Exception):
@@ -114,6 +116,7 @@ def open_model(llm: str | None, model_name: str | None, store: RunStore, start: 
         ep = endpoint_for(llm, model_name, api_key, max_tokens=options.reply_tokens,
                           patience_s=options.endpoint_patience_s, backoff_max_s=options.endpoint_backoff_s,
                           stream=caps.get("stream", True))
+        sh.register_secret(ep.api_key)  # never in a child's environment, redacted from every output
         check_endpoint(ep)
         structured = caps["structured_output"] if "structured_output" in caps else probe_structured_output(ep)
         inner, endpoint, name = OpenAIModel(ep, structured=structured), ep.base_url, ep.model
@@ -183,11 +186,11 @@ def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str
 
 
 def open_executor(session: Session) -> None:
-    from agent.remote import RemoteError
+    from agent.executor import ExecutorError
 
     try:
         session.open_executor()
-    except RemoteError as e:
+    except ExecutorError as e:
         session.store.unlock()
         shutil.rmtree(session.store.path, ignore_errors=True)  # a run that never started leaves nothing
         raise BadInput(f"--executor ray: {e}") from e
