@@ -280,3 +280,29 @@ def test_a_real_small_model_as_one_arm(tmp_path: Path, small_model: real.LlamaSe
     assert arm(data, "strong")["accepted"] == 1
     h = match(data, "strong", "small")
     assert h["verdict"] in ("worse", "same", "inconclusive") and (h["pairs"] > 0 or h["basis"] == "the same code")
+
+
+def test_turns_alternate_arm_by_arm_and_an_arm_that_ends_drops_out() -> None:
+    import threading
+    import time
+
+    turns = compare.Turns(["A", "B", "C"])
+    seen: list[tuple[str, int]] = []
+    plans = {"A": 3, "B": 1, "C": 3}  # B's run ends after one attempt
+
+    def arm(name: str) -> None:
+        try:
+            for _ in range(plans[name]):
+                time.sleep(0.01 * (ord(name) - 64))  # each arm "plans" for a different time before asking
+                with turns.turn(name) as k:
+                    seen.append((name, k))
+                    time.sleep(0.01)
+        finally:
+            turns.leave(name)
+
+    threads = [threading.Thread(target=arm, args=(n,)) for n in "CBA"]  # started in another order
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == [("A", 0), ("B", 0), ("C", 0), ("A", 1), ("C", 1), ("A", 2), ("C", 2)]
