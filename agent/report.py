@@ -9,6 +9,7 @@ untrusted), and a Content-Security-Policy forbids scripts even if escaping were 
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -29,6 +30,7 @@ LOG_TAIL_LINES = 40
 TEXT_CAP = 8_000  # one reply's reasoning or content
 ARGS_CAP = 400  # one tool call's arguments
 Link = Callable[[str | None], str | None]
+EMBED_CAP = 8 << 20  # bytes: files up to this size are embedded in the report
 COLOURS = {"accepted": "#1a7f37", "rejected": "#b35900", "error": "#c62828"}
 
 
@@ -165,11 +167,17 @@ def _sibling(run: Path, rel: str | None, name: str) -> Path | None:
 
 
 def _linker(run: Path, out_dir: Path) -> Link:
-    """A function from a record-relative path to a link relative to the report, None if the file is gone."""
+    """A function from a record-relative path to the file embedded as a data: URL (downloaded with a click, so
+    the report is one self-contained file that travels alone), None if the file is gone. A file too large to
+    embed is linked relative to where the report is written instead."""
     def link(rel: str | None) -> str | None:
-        if not rel or not (run / rel).exists():
+        if not rel or not (run / rel).is_file():
             return None
-        return Path(os.path.relpath((run / rel).resolve(), out_dir.resolve())).as_posix()
+        path = run / rel
+        if path.stat().st_size > EMBED_CAP:
+            return Path(os.path.relpath(path.resolve(), out_dir.resolve())).as_posix()
+        mime = "text/html" if path.suffix == ".html" else "text/plain"
+        return f"data:{mime};charset=utf-8;base64," + base64.b64encode(path.read_bytes()).decode()
     return link
 
 

@@ -185,14 +185,22 @@ def test_untrusted_text_is_escaped(tmp_path: Path) -> None:
     assert csp and "default-src 'none'" in csp[0]["content"] and "script" not in csp[0]["content"]
 
 
-def test_links_are_relative_to_where_the_report_is_written(tmp_path: Path) -> None:
+def test_the_report_is_one_file_that_travels_alone(tmp_path: Path) -> None:
+    """Flame graphs, diffs and logs are embedded: the report opens complete after the run folder is gone."""
+    import base64
+
     store = make_run(tmp_path)
     out = write_report(store, tmp_path / "elsewhere" / "r.html")
+    shutil.rmtree(store.path)
     page = Page(out.read_text())
-    hrefs = [a["href"] for a in page.find("a", "flamegraph")]
-    assert len(hrefs) == 2 and not any(h.startswith("/") for h in hrefs)
-    for h in hrefs + [a["href"] for a in page.find("a") if a.get("href", "").endswith((".patch", ".log"))]:
-        assert (out.parent / h).is_file(), h
+    flames = [a for a in page.find("a", "flamegraph")]
+    assert len(flames) == 2 and all(a["download"].endswith(".html") for a in flames)
+    assert all(base64.b64decode(a["href"].split(",", 1)[1]) == b"<html>flame</html>" for a in flames)
+    files = [a for a in page.find("a") if a.get("download", "").endswith((".patch", ".log"))]
+    assert len(files) == 4 + 4 + 1  # four diffs, four test logs, one build log
+    assert all(a["href"].startswith("data:text/plain") for a in files)
+    diff = base64.b64decode(next(a for a in files if a["download"] == "iter-001.diff.patch")["href"].split(",", 1)[1])
+    assert b"+new1" in diff
 
 
 def test_live_endpoint_has_no_transcript_label_and_an_empty_run_renders(tmp_path: Path) -> None:
@@ -259,7 +267,7 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
     assert [r[3] for r in seen["rows"]] == ["accepted", "rejected", "rejected", "error"]
     assert "Cache results <script>window.__pwned=1</script>" in seen["rows"][1][1]
     assert seen["attempts"] == 4 and seen["details"] >= 12
-    assert len(seen["flamegraphs"]) == 2 and all(u.startswith("file://") for u in seen["flamegraphs"])
+    assert len(seen["flamegraphs"]) == 2 and all(u.startswith("data:text/html") for u in seen["flamegraphs"])
     assert shot.stat().st_size > 10_000
 
 
