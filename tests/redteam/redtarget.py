@@ -131,16 +131,18 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True, env=env).stdout
 
 
-def make_target(root: Path) -> Path:
+def make_target(root: Path, *, slow_machine: bool = False) -> Path:
     """`root/repo` (a git repo on branch main, plus an untouched branch `feature`) and `root/shared`,
-    a folder outside the repo that `repo/shared` links to."""
+    a folder outside the repo that `repo/shared` links to. `slow_machine` gives the steps 4x their time
+    (a saturated machine runs them that much slower; the verdicts must not change)."""
     repo, shared = root / "repo", root / "shared"
     shared.mkdir(parents=True)
     (shared / "README").write_text("outside the repository\n")
     files = {"fastlib/__init__.py": "", "fastlib/core.py": CORE, "fastlib/data.py": DATA,
              "bench.py": BENCH.replace("BENCH_N", str(BENCH_N)), "tests/conftest.py": CONFTEST,
              "tests/test_core.py": TESTS,
-             "optimize.toml": SPEC.replace("PYTHON", sys.executable), ".gitignore": "__pycache__/\n"}
+             "optimize.toml": _slower(SPEC) if slow_machine else SPEC.replace("PYTHON", sys.executable),
+             ".gitignore": "__pycache__/\n"}
     for rel, text in files.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(text)
@@ -150,3 +152,8 @@ def make_target(root: Path) -> Path:
     git(repo, "commit", "-q", "-m", "redteam target")
     git(repo, "branch", "feature")
     return repo
+
+
+def _slower(spec: str) -> str:
+    return (spec.replace("PYTHON", sys.executable).replace('timeout = "20s"', 'timeout = "80s"')
+            .replace('timeout = "10s"', 'timeout = "40s"'))

@@ -24,7 +24,7 @@ from agent.transcript import Transcript
 from tests.redteam.redtarget import BENCH_N, CORE, git, make_target
 from tools import sh
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000),
               pytest.mark.skipif(not sh.bwrap_available(), reason="the cache and write tricks need bubblewrap")]
 
 TAG = uuid.uuid4().hex[:10]  # canary names unique to this test session
@@ -224,9 +224,11 @@ def refs(repo: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("redteam")
-    repo = make_target(root)
+def run(tmp_path_factory: pytest.TempPathFactory, load: str) -> dict:
+    """The whole scripted red-team run, once on the machine as it is and once under the load generator
+    (tests/redteam/conftest.py): the defences must not depend on an idle machine."""
+    root = tmp_path_factory.mktemp(f"redteam-{load}")
+    repo = make_target(root, slow_machine=load == "busy")
     script = root / "transcript.jsonl"
     transcript(script)
     before = {"tree": tree_digest(repo), "shared": tree_digest(root / "shared"), "refs": refs(repo),
@@ -236,7 +238,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     cmd = [sys.executable, "-c", "from agent.cli import main; main()", "--repo", str(repo), "--llm",
            f"replay:{script}", "--runs-dir", str(runs), "--iterations", str(len(CASES)),
            "--strategies", str(len(CASES)), "--no-profile", "--quiet"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600,
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=2400,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run_dir = next(runs.iterdir())
