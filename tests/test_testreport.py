@@ -212,3 +212,16 @@ def test_go_test_json_gives_the_inventory(tmp_path: Path) -> None:
         "example.com/tiny.TestAdds": "passed", "example.com/tiny.TestWrong": "failed",
         "example.com/tiny.TestSkipped": "skipped"}
     assert "two and two is 4" in report.cases["example.com/tiny.TestWrong"].message
+
+
+def test_ids_do_not_depend_on_where_the_worktree_is(tmp_path: Path) -> None:
+    """An ini file above the worktrees (the demo's runs/ inside a project with a pytest config) makes pytest's
+    rootdir that folder; the ids must still be the same for the best's worktree and the candidate's."""
+    outer = tmp_path / "project"
+    (outer / "runs").mkdir(parents=True)
+    (outer / "pyproject.toml").write_text("[tool.pytest.ini_options]\ntestpaths = ['tests']\n")
+    files = {k: v for k, v in PYTEST_FILES.items() if k != "pytest.ini"}  # the target has no ini file of its own
+    git, arm = repo(outer / "runs", files)
+    other = gitops.add_worktree(git, outer / "runs" / "wt2", arm.commit)
+    ids = [set(Target(pytest_spec(), wt).test_run(seed=1)[1].cases) for wt in (arm.worktree, other)]
+    assert ids[0] == ids[1] and "tests/test_calc.py::test_adds" in ids[0]

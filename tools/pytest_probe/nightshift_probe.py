@@ -41,19 +41,32 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.inipath:
         _state["config"].append(str(Path(config.inipath).resolve()))
     _state["rootdir"] = str(config.rootpath)
+    _state["cwd"] = os.getcwd()
+
+
+def _id(nodeid: str) -> str:
+    """A test id relative to where the test command ran (the worktree), not to pytest's rootdir: an ini file
+    in a folder above the worktree makes that folder the rootdir, and every id would then carry the
+    worktree's own path, different for the best and the candidate."""
+    path, sep, rest = nodeid.partition("::")
+    try:
+        rel = (Path(_state["rootdir"]) / path).resolve().relative_to(Path(_state["cwd"]).resolve())
+    except (KeyError, ValueError):
+        return nodeid
+    return rel.as_posix() + sep + rest
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
-    _state["deselected"] += [item.nodeid for item in items]
+    _state["deselected"] += [_id(item.nodeid) for item in items]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    _state["collected"] = [item.nodeid for item in session.items]
+    _state["collected"] = [_id(item.nodeid) for item in session.items]
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if report.failed:
-        _state["errors"].append({"id": report.nodeid or "(collection)", "message": _first_line(report)})
+        _state["errors"].append({"id": _id(report.nodeid) if report.nodeid else "(collection)", "message": _first_line(report)})
 
 
 def _first_line(report: pytest.TestReport | pytest.CollectReport) -> str:
@@ -66,8 +79,8 @@ def _first_line(report: pytest.TestReport | pytest.CollectReport) -> str:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    results = _state["results"]
-    previous = results.get(report.nodeid, {}).get("outcome")
+    results, key = _state["results"], _id(report.nodeid)
+    previous = results.get(key, {}).get("outcome")
     if hasattr(report, "wasxfail"):
         outcome = "skipped" if report.skipped else "passed"  # xfailed counts as skipped, xpassed as passed
     elif report.failed:
@@ -81,7 +94,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if previous in ("failed", "error", "skipped") and outcome == "passed":
         return
     message = f"xfail: {report.wasxfail}" if hasattr(report, "wasxfail") else _first_line(report)
-    results[report.nodeid] = {"outcome": outcome, "message": "" if outcome == "passed" else message}
+    results[key] = {"outcome": outcome, "message": "" if outcome == "passed" else message}
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
