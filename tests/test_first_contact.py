@@ -9,10 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.test_loop import EXPECTED, check_run
 from tests.tiny_target import make_repo, transcript
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(1800)  # whole runs; a loaded machine (the point of the lease tests) is slow
 
 
 def optimize(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
