@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_loop import EXPECTED, check_run
+from tests.test_loop import EXPECTED, check_run, show
 from tests.tiny_target import make_repo, transcript
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,8 +116,8 @@ def test_show_pairs_the_headline_with_the_confirmation(tmp_path: Path) -> None:
     r = optimize("--repo", str(repo), "--llm", f"replay:{transcript(tmp_path / 't.jsonl')}", "--runs-dir", str(runs),
                  "--no-profile")
     assert r.returncode == 0, r.stderr
-    run_id = json.loads(optimize("runs", "--runs-dir", str(runs), "--json").stdout)[0]["run_id"]
-    data = json.loads(optimize("show", run_id, "--runs-dir", str(runs), "--json").stdout)
+    data = show(runs)
+    run_id = data["run_id"]
     assert [(i["verdict"], i["reason"]) for i in data["iterations"]] == EXPECTED
     events = [json.loads(line) for line in (runs / run_id / "events.jsonl").read_text().splitlines()]
     confirm = next(e for e in events if e.get("type") == "confirmation")
