@@ -117,8 +117,10 @@ class Outage:
 
 
 def live_run(repo: Path, url: str, runs: Path, *extra: str) -> subprocess.Popen:
+    """A run against the fake server. Its budget is the transcript's three attempts: a live server whose
+    script is spent answers 400, which a live run takes for a bad answer and carries on until its budget."""
     return subprocess.Popen([sys.executable, "-m", "agent.cli", "--repo", str(repo), "--llm", url,
-                             "--runs-dir", str(runs), "--no-profile", "--quiet", *extra], cwd=ROOT,
+                             "--runs-dir", str(runs), "--no-profile", "--quiet", "--iterations", "3", *extra], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

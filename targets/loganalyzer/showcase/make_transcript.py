@@ -110,8 +110,8 @@ def main() -> None:
         ("Tests pass, including every month name.", [("finish", {"summary": "Timestamps parsed by slicing with a month table; line regex compiled once."})]),
     ])
     t.attempt([
-        ("The benchmark generates 60k lines; try fewer.", [("read_file", {"path": "bench.py"})]),
-        ("Edit the size.", [("edit_file", {"path": "bench.py", "old": "lines(60_000, seed=7)", "new": "lines(20_000, seed=7)"})]),
+        ("The benchmark generates 20k lines; try fewer.", [("read_file", {"path": "bench.py"})]),
+        ("Edit the size.", [("edit_file", {"path": "bench.py", "old": "lines(20_000,", "new": "lines(2_000,"})]),
         ("Refused: the benchmark is protected. Finish anyway.", [("finish", {"summary": "Tried to shrink the benchmark input."})]),
     ])
     t.attempt([
