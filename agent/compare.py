@@ -28,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from agent import lease, loop, target, verify
+from agent.baseline import measure as measure_baseline
 from agent.config import parse_spec
 from agent.llm import LLMError
 from agent.records import (
@@ -195,16 +196,8 @@ class ArmSession(Session):
     turns: Turns | None = None
     seed: int = 0
 
-    def attempt(self, strategy) -> None:  # type: ignore[no-untyped-def]
-        with self._turn():
-            super().attempt(strategy)
-
-    def confirm(self) -> None:
-        with self._turn():
-            super().confirm()
-
     @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
+    def turn(self) -> Iterator[None]:  # around each attempt and the confirmation
         assert self.turns is not None
         with self.turns.turn(self.arm) as k:
             target.SEEDS.rng = random.Random(self.seed * 100_003 + k)
@@ -309,7 +302,7 @@ def drive(path: Path, record: ComparisonRecord, sessions: list[ArmSession]) -> O
     try:
         try:
             shared_ui.log(f"comparison {record.comparison_id}: measuring the shared baseline once for all arms")
-            first.baseline()
+            measure_baseline(first)
             for s in sessions[1:]:
                 share_baseline(first, s, record.comparison_id)
         except BaseException as e:

@@ -1,11 +1,13 @@
-"""The plan–act–measure loop. Everything it calls lives in agent/session.py."""
+"""The plan–act–measure loop: each step lives in a module named for it, the run's state in agent/session.py."""
 
 from __future__ import annotations
 
 from agent import repair
+from agent.attempts import attempts
+from agent.confirm import confirm
+from agent.evaluation import finish_pending
 from agent.llm import ReplayDiverged, ReplayExhausted
-from agent.records import FinishEvent
-from agent.report import write_report
+from agent.planning import plan
 from agent.session import Session, Stop
 
 
@@ -13,20 +15,20 @@ def run(s: Session) -> str:
     """Baseline → plan → (attempts in lanes → verify → keep or drop)* → confirm. Returns the stop reason."""
     try:
         if not s.resumed_baseline:
-            repair.baseline(s)  # the baseline, after the repair phase when the unmodified code fails
-        s.finish_pending()  # evaluations a killed run left unfinished
+            repair.baseline(s)  # the baseline (agent/baseline.py), after a repair when the unmodified code fails
+        finish_pending(s)  # evaluations a killed run left unfinished
         empty_plans = 0
         while True:
             if s.iteration >= s.options.iterations:
                 raise Stop("iteration budget spent")
             if not s.queue:
-                s.plan()
+                plan(s)
                 empty_plans = 0 if s.queue else empty_plans + 1
                 if empty_plans >= 2:
                     raise Stop("the planner has no new strategies")
                 continue
             batch = s.queue[: min(s.options.lanes, s.options.iterations - s.iteration)]
-            s.attempts(batch)
+            attempts(s, batch)  # each attempt is evaluated, then kept or dropped (agent/evaluation.py)
             del s.queue[: len(batch)]
     except ReplayExhausted:
         reason = "transcript ended"
@@ -37,15 +39,6 @@ def run(s: Session) -> str:
         reason = stop.reason
     status = "interrupted" if reason == "interrupted" else "finished"
     if status == "finished":
-        s.confirm()
-    s.cleanup()
-    s.close_executor()
-    s.manifest.status, s.manifest.stop_reason = status, reason
-    s.save_manifest(tokens=s.tokens, tool_calls=s.tool_calls, hours=(s.spent + s.elapsed()) / 3600)
-    s.store.append(FinishEvent(status=status, stop_reason=reason))
-    try:
-        write_report(s.store)
-    except Exception as e:  # the record is complete without it; `optimize report` can retry
-        s.note(f"could not write report.html: {e}", "warning")
-    s.store.unlock()
+        confirm(s)
+    s.close(status, reason, final=True)
     return reason

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.attempt import converse
+from agent.baseline import measure as measure_baseline
 from agent.llm import Cancelled, ReplayDiverged, ReplayExhausted, RequestRejected
 from agent.records import NoteEvent
 from agent.session import BaselineError, Session, Stop
@@ -112,7 +113,7 @@ def baseline(s: Session) -> None:
     """The baseline; when the unmodified code fails to build or to pass its tests (and --no-repair was not
     given), the repair phase first, then the baseline of the repaired code."""
     try:
-        return s.baseline()
+        return measure_baseline(s)
     except BaselineError as e:
         if not getattr(s.options, "repair", True):
             raise BaselineError(f"{e}\n(the repair phase is off: --no-repair)") from None
@@ -121,7 +122,7 @@ def baseline(s: Session) -> None:
         if setup is None:
             raise  # build and tests pass: the baseline failed for another reason (benchmark, noise)
     s.ui.log(f"{setup.headline}; the baseline is now the repaired code on {setup.branch}")
-    s.baseline()
+    measure_baseline(s)
 
 
 def run(s: Session, original_error: str = "") -> Setup | None:

@@ -1,30 +1,19 @@
 """Reopening a run after a crash, kill -9, power loss or an endpoint outage.
 
-State is rebuilt from events.jsonl: finished iterations are kept as they are, a half-finished
+State is rebuilt from events.jsonl (agent.session.restore): finished iterations are kept as they are, a half-finished
 attempt (no iteration event) is redone from scratch, stray worktrees are removed and rebuilt.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
 from agent.config import parse_spec
-from agent.notebook import Entry
-from agent.planner import Strategy
-from agent.records import (
-    AttemptStarted,
-    BaselineEvent,
-    EvaluationStarted,
-    IterationEvent,
-    Manifest,
-    PlanEvent,
-    RecordError,
-    RunStore,
-)
-from agent.session import BaselineError, Options, Session
+from agent.options import Options
+from agent.records import EvaluationStarted, IterationEvent, Manifest, PlanEvent, RecordError, RunStore
+from agent.session import BaselineError, Session, restore
 from agent.start import attach_model, open_executor, open_model
 from agent.target import Target, failure
 from agent.ui import Progress
@@ -59,55 +48,16 @@ def _reopen(store: RunStore, m: Manifest, *, llm: str | None, ui: Progress, api_
                              options=options, api_key=api_key, capabilities=caps)
     s = Session(parse_spec(m.spec, str(store.manifest_path)), store, m, model, Path(m.repo), options, ui)
     attach_model(s)
-    s.spent = float(m.summary.get("elapsed_s", 0.0))
+    accepted = restore(s, events, position)
     s.cleanup()  # stray worktrees of the killed process
     open_executor(s)
     s.manifest.status, s.manifest.stop_reason = "running", None
-    baseline = next((e for e in events if isinstance(e, BaselineEvent)), None)
-    if baseline is None:
+    if accepted is None:
         return s  # died during the baseline: the loop starts it again
-    s.resumed_baseline = True
-    s.baseline_value, s.noise, s.min_effect, s.expected = (baseline.value, baseline.noise_floor,
-                                                            baseline.min_effect, baseline.output_lines)
-    iterations = [e for e in events if isinstance(e, IterationEvent)]
-    for e in iterations:
-        s.notebook.add(Entry(e.index, e.strategy.get("title", ""), tuple(e.strategy.get("files", [])), e.verdict,
-                             e.reason, e.speedup, e.detail.splitlines()[0][:160] if e.detail else ""))
-    decided = {e.index for e in iterations}
-    started = {e.index: e for e in events if isinstance(e, AttemptStarted)}
-    evaluations = {e.index: e for e in events if isinstance(e, EvaluationStarted) and e.index not in decided}
-    s.pending = [(started[i], ev) for i, ev in sorted(evaluations.items()) if i in started]
-    s.iteration = max([*decided, *evaluations], default=0)
-    accepted = [e for e in iterations if e.verdict == "accepted"]
-    s.best_value = accepted[-1].value if accepted and accepted[-1].value else s.baseline_value
-    s.gain = math.prod(e.speedup or 1.0 for e in accepted)
-    plans = [e for e in events if isinstance(e, PlanEvent)]
-    s.plan_round = len(plans)
-    if plans:
-        # by title, not count: with lanes, attempts finish out of order
-        done_since = {e.strategy.get("title") for e in iterations if e.time > plans[-1].time}
-        done_since |= {a.strategy.get("title") for a, _ in s.pending}
-        s.queue = [Strategy(**d) for d in plans[-1].strategies if d.get("title") not in done_since]
-    s.llm_position, s.tool_calls = position, int(m.summary.get("tool_calls", 0))
-    s.tokens.update(m.summary.get("tokens", {}))
-    s.tokens_counted = str(m.summary.get("tokens_counted", ""))
     s.base = _built(s, "base", m.base_commit)
     s.best = _built(s, "best", accepted[-1].commit) if accepted else s.base
-    _latest_profile(s, [baseline.profile, *(e.profile for e in accepted)])
     ui.log(f"resuming run {m.run_id}: {s.iteration} attempts done, {len(s.queue)} planned strategies left")
     return s
-
-
-def _latest_profile(s: Session, profiles: list[dict | None]) -> None:
-    """The profile of the current best (the last accepted change's, else the baseline's) is what the
-    next plan sees, as in the run before the restart."""
-    for profile in reversed(profiles):
-        files = [(profile or {}).get(k) for k in ("collapsed", "flamegraph", "allocations")]
-        for folder in {(s.store.path / f).parent for f in files if f}:
-            if (folder / "summary.txt").is_file():
-                s.profile_text = (folder / "summary.txt").read_text().strip() or s.profile_text
-                s.profile_dir = folder if (profile or {}).get("collapsed") else s.profile_dir
-                return
 
 
 def _built(s: Session, name: str, commit: str) -> Arm:
