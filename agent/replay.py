@@ -13,7 +13,8 @@ from pathlib import Path
 
 from agent import loop
 from agent.config import parse_spec
-from agent.llm import Model, RecordingModel, ReplayModel, Reply
+from agent.llm import Model, Reply
+from agent.llm_record import RecordingModel, ReplayModel
 from agent.records import AttemptStarted, IterationEvent, RecordError, RunStore
 from agent.session import BaselineError, Options
 from agent.start import Source, attach_model, close_record, new_session, open_model

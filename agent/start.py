@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import SpecError, TargetSpec, load_spec, parse_spec
-from agent.llm import (
-    Model,
-    OpenAIModel,
-    RecordingModel,
-    ReplayModel,
-    check_endpoint,
-    endpoint_for,
-    env_api_key,
-    probe_structured_output,
-)
+from agent.llm import Model, env_api_key
+from agent.llm_record import RecordingModel, ReplayModel
 from agent.records import Manifest, RunStore, new_run_id, now_iso
 from agent.session import Options, Session
 from agent.ui import Progress
 from tools import detect, gitops, sh
 from tools.fingerprint import fingerprint
+
+if TYPE_CHECKING:
+    from agent.openai_client import OpenAIModel
 
 TARGETS = Path(__file__).resolve().parent.parent / "targets"
 sh.register_secret(env_api_key())  # OPENAI_API_KEY left os.environ when agent.llm was imported; redact it too
@@ -112,6 +109,9 @@ def open_model(llm: str | None, model_name: str | None, store: RunStore, start: 
         inner: Model = ReplayModel(path, start=start)
         endpoint, name = f"replay:{path}", model_name or "replay"
     else:
+        from agent.endpoint import endpoint_for  # here, not at the top: only a live run loads the openai SDK
+        from agent.openai_client import OpenAIModel, check_endpoint, probe_structured_output
+
         options, caps = options or Options(), capabilities or {}
         ep = endpoint_for(llm, model_name, api_key, max_tokens=options.reply_tokens,
                           patience_s=options.endpoint_patience_s, backoff_max_s=options.endpoint_backoff_s,
@@ -127,7 +127,8 @@ def attach_model(session: Session) -> None:
     """Let the live model report to the run (notes in events.jsonl, capabilities in run.json) and stop
     waiting for an endpoint when the run is stopping."""
     inner = getattr(session.model, "inner", None)
-    if not isinstance(inner, OpenAIModel):
+    client = sys.modules.get("agent.openai_client")  # loaded iff a live model was made; a replay never loads it
+    if client is None or not isinstance(inner, client.OpenAIModel):
         return
 
     def notice(text: str) -> None:

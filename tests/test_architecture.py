@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,12 +38,34 @@ def test_tools_never_import_the_agent() -> None:
     assert offenders(lambda mod, imp: under(mod, "tools") and under(imp, "agent")) == []
 
 
+# The model side: the protocol, where the endpoint is, the live client, the wire format, the record.
+MODEL_SIDE = ("agent.llm", "agent.endpoint", "agent.openai_client", "agent.wire", "agent.llm_record")
+
+
+def model_side(name: str) -> bool:
+    return any(under(name, m) for m in MODEL_SIDE)
+
+
 def test_the_verifier_never_talks_to_the_model() -> None:
-    assert offenders(lambda mod, imp: under(mod, "agent.verify") and under(imp, "agent.llm")) == []
+    assert offenders(lambda mod, imp: under(mod, "agent.verify") and model_side(imp)) == []
 
 
 def test_the_model_side_never_runs_target_commands() -> None:
-    assert offenders(lambda mod, imp: under(mod, "agent.llm") and under(imp, "tools")) == []
+    assert offenders(lambda mod, imp: model_side(mod) and under(imp, "tools")) == []
+
+
+def test_only_the_client_imports_the_openai_sdk() -> None:
+    """`import openai` costs ~0.7 s; one module pays it, and only a run with a live endpoint loads that one."""
+    assert offenders(lambda mod, imp: mod != "agent.openai_client" and under(imp, "openai")) == []
+
+
+def test_commands_without_an_endpoint_never_load_the_sdk() -> None:
+    """`runs`, `show`, `report`, replays, resumes: the CLI and everything those commands import start
+    without the openai SDK (the test suite starts the CLI hundreds of times)."""
+    code = ("import sys, agent.cli, agent.show, agent.report, agent.replay, agent.resume\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'openai'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_ray_is_reached_only_through_the_executor() -> None:

@@ -12,28 +12,20 @@ from pathlib import Path
 
 import pytest
 
+from agent.endpoint import Endpoint, endpoint_for, normalize_base_url, provider_for
 from agent.llm import (
     Cancelled,
-    Endpoint,
     LLMError,
-    OpenAIModel,
-    RecordingModel,
     ReplayDiverged,
     ReplayExhausted,
-    ReplayModel,
     Reply,
     RequestRejected,
     ToolCall,
     Usage,
-    check_endpoint,
-    endpoint_for,
-    make_model,
-    normalize_base_url,
-    parse_arguments,
-    probe_structured_output,
-    provider_for,
-    request_messages,
 )
+from agent.llm_record import RecordingModel, ReplayModel, request_messages
+from agent.openai_client import OpenAIModel, check_endpoint, probe_structured_output
+from agent.toolbox import ToolError, parse_args
 from agent.transcript import Transcript
 from tests.fakes import openai_server as fake
 
@@ -113,15 +105,8 @@ def test_malformed_arguments_reach_the_caller_verbatim(fake_openai, stream: bool
     srv = fake_openai([fake.Reply("", "", [("read_file", broken)])])
     (call,) = model_for(srv, stream=stream).complete([USER], TOOLS, tag="plan").tool_calls
     assert call.arguments == broken
-    with pytest.raises(ValueError, match=r"read_file: arguments are not valid JSON: .*line 1 column"):
-        parse_arguments(call)
-
-
-def test_parse_arguments() -> None:
-    assert parse_arguments(ToolCall("functions.f:0", "f", '{"a": 1}')) == {"a": 1}
-    assert parse_arguments(ToolCall("functions.f:0", "f", "  ")) == {}
-    with pytest.raises(ValueError, match="must be a JSON object, got list"):
-        parse_arguments(ToolCall("functions.f:0", "f", "[1, 2]"))
+    with pytest.raises(ToolError, match=r"arguments are not valid JSON .*line 1 column"):  # what the model is told
+        parse_args(call.arguments)
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -461,7 +446,7 @@ def test_replay_of_a_scripted_transcript(tmp_path: Path) -> None:
     (Transcript("hand-written").plan([{"title": "vectorise"}])
      .attempt([("read it", [("read_file", {"path": "a.py"}), ("run_bench", {})]), ("done", [("finish", {})])])
      .write(path))
-    model = make_model(f"replay:{path}", None, None)
+    model = ReplayModel(path)
     assert json.loads(model.complete([USER], TOOLS, tag="plan").content)["strategies"][0]["title"] == "vectorise"
     step = model.complete([USER], TOOLS, tag="attempt-001")
     assert [c.id for c in step.tool_calls] == ["functions.read_file:0", "functions.run_bench:1"]
@@ -477,20 +462,19 @@ def test_reply_json_round_trip() -> None:
     assert "reasoning" not in plain.as_message() and plain.as_message()["content"] == "c"
 
 
-def test_make_model_and_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_endpoints_and_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     assert normalize_base_url("http://h:8000") == "http://h:8000/v1"
     assert normalize_base_url("http://h:8000/v1/") == "http://h:8000/v1"
     assert normalize_base_url("https://api.kimi.com/coding/v1") == "https://api.kimi.com/coding/v1"
-    local = make_model(None, None, None)
-    assert isinstance(local, OpenAIModel)
+    local = OpenAIModel(endpoint_for(None, None))
     assert (local.ep.base_url, local.name, local.ep.api_key) == ("http://localhost:8000/v1", "moonshotai/Kimi-K2.6", KEY)
     assert KEY not in repr(local.ep)
-    moon = make_model("https://api.moonshot.ai", None, "k2")
-    assert isinstance(moon, OpenAIModel) and moon.name == "kimi-k2.6" and moon.ep.api_key == "k2"
-    assert endpoint_for("https://api.moonshot.ai/v1", None).model == "kimi-k2.6"  # the path a run takes
+    moon = OpenAIModel(endpoint_for("https://api.moonshot.ai", None, "k2"))
+    assert moon.name == "kimi-k2.6" and moon.ep.api_key == "k2"
+    assert endpoint_for("https://api.moonshot.ai/v1", None).model == "kimi-k2.6"
     assert moon.settings["extra_body"] == {"thinking": {"type": "enabled"}} and "temperature" not in moon.settings
-    assert make_model("http://h:1", "my-model", None).name == "my-model"
+    assert endpoint_for("http://h:1", "my-model").model == "my-model"
 
 
 # ----------------------------------------------------------------------------- the fake server itself
@@ -516,7 +500,7 @@ def test_command_serves_a_transcript(tmp_path: Path) -> None:
         assert proc.stdout is not None
         url = proc.stdout.readline().split()[-1]
         check_endpoint(Endpoint(base_url=url))
-        reply = make_model(url, None, None).complete([USER], TOOLS, tag="plan")
+        reply = OpenAIModel(endpoint_for(url, None)).complete([USER], TOOLS, tag="plan")
         assert reply.reasoning == "why" and json.loads(reply.content)["strategies"] == [{"title": "x"}]
     finally:
         proc.terminate()
@@ -526,7 +510,6 @@ def test_command_serves_a_transcript(tmp_path: Path) -> None:
 def test_recording_stores_conversation_deltas_and_rebuilds_full_requests(tmp_path, fake_openai) -> None:
     """Histories only grow within a conversation, so each record stores what is new; the full request
     comes back from `request_messages`, byte for byte what was sent."""
-    from agent.llm import Endpoint, OpenAIModel, RecordingModel, request_messages
     from tests.fakes.openai_server import Reply as FakeReply
 
     srv = fake_openai([FakeReply("", "r", [("read_file", '{"path": "a"}')]), FakeReply("done", "r2"),
