@@ -6,7 +6,6 @@ every check has passed.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sys
 from dataclasses import dataclass
@@ -147,13 +146,7 @@ def capabilities(model: OpenAIModel) -> dict:
 
 def close_record(session: Session, status: str, reason: str) -> None:
     """Every way out of a run leaves run.json with a final status and no lock (and no stray worktree)."""
-    for step in (session.cleanup, session.close_executor):
-        with contextlib.suppress(Exception):  # the record matters more than a tidy-up that failed
-            step()
-    session.manifest.status, session.manifest.stop_reason = status, reason  # type: ignore[assignment]
-    with contextlib.suppress(Exception):
-        session.save_manifest(tokens=session.tokens, tool_calls=session.tool_calls)
-    session.store.unlock()
+    session.close(status, reason)
 
 
 def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str | None, options: Options,
