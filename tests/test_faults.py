@@ -1,4 +1,4 @@
-"""Fault injection: SIGKILL the run at 20 different points (planning, editing, build, tests, benchmark,
+"""Fault injection: SIGKILL the run at ten different points (planning, editing, build, tests, benchmark,
 record writing) and resume each; the end state must match an uninterrupted run of the same transcript."""
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from tests.tiny_target import SPEC, git, make_repo, transcript
 ROOT = Path(__file__).resolve().parent.parent
 FAST_SPEC = SPEC.replace("looks = [4, 8]", "looks = [3, 6]").replace("calibration_pairs = 4", "calibration_pairs = 3") \
     .replace("confirm_pairs = 4", "confirm_pairs = 3")
-# (file whose line count triggers the kill, count) or ("time", seconds after start)
-POINTS = [("events.jsonl", n) for n in range(1, 11)] + [("llm.jsonl", n) for n in range(1, 7)] + \
-    [("time", t) for t in (0.4, 1.5, 3.0, 6.0)]
+# (file whose line count triggers the kill, count) or ("time", seconds after start): ten points, one in
+# each phase (baseline, plan, each attempt's edits, evaluation, keep-or-drop, confirmation); every point costs
+# a whole run and its resume, so CI time decides how many.
+POINTS = [("events.jsonl", n) for n in (1, 2, 3, 5, 7, 9)] + [("llm.jsonl", n) for n in (1, 3, 5)] + [("time", 1.5)]
 
 
 def outcome(runs: Path, repo: Path) -> list[tuple]:

@@ -129,4 +129,4 @@ def test_show_pairs_the_headline_with_the_confirmation(tmp_path: Path) -> None:
     assert f"{confirm['baseline_value']:.4g}" in text and f"{confirm['best_value']:.4g}" in text
     # "best so far" on the console is the speedup the verdict used
     accepted = data["iterations"][0]["speedup"]
-    assert f"best so far: {accepted:.2f}x the baseline" in r.stdout
+    assert f"best so far: {accepted:.2f}x the baseline" in r.stdout + r.stderr  # progress goes to stderr
