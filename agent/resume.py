@@ -50,7 +50,7 @@ def _reopen(store: RunStore, m: Manifest, *, llm: str | None, ui: Progress, api_
     attach_model(s)
     accepted = restore(s, events, position)
     s.cleanup()  # stray worktrees of the killed process
-    open_executor(s)
+    open_executor(s, fresh=False)
     s.manifest.status, s.manifest.stop_reason = "running", None
     if accepted is None:
         return s  # died during the baseline: the loop starts it again

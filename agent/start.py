@@ -179,12 +179,14 @@ def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str
     return session
 
 
-def open_executor(session: Session) -> None:
+def open_executor(session: Session, *, fresh: bool = True) -> None:
+    """`fresh=False` on a resume: the record holds finished work, so it stays whatever happens here."""
     from agent.executor import ExecutorError
 
     try:
         session.open_executor()
     except ExecutorError as e:
         session.store.unlock()
-        shutil.rmtree(session.store.path, ignore_errors=True)  # a run that never started leaves nothing
+        if fresh:
+            shutil.rmtree(session.store.path, ignore_errors=True)  # a run that never started leaves nothing
         raise BadInput(f"--executor ray: {e}") from e
