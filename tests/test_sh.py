@@ -25,7 +25,7 @@ def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
     assert r.timed_out and not r.ok and time.monotonic() - started < 10
     assert "still running" in r.notes[0]
     time.sleep(0.3)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
     assert marker not in ps
 
 
@@ -119,11 +119,11 @@ def test_sandbox_has_no_network(tmp_path: Path) -> None:
 @needs_bwrap
 def test_sandbox_kills_processes_that_left_the_group(tmp_path: Path) -> None:
     marker = f"nightshift-daemon-{uuid.uuid4().hex[:8]}"
-    r = sh.run(f"setsid {PY} -c 'import time; time.sleep(60)' {marker} & sleep 1; ps -eo args",
+    r = sh.run(f"setsid {PY} -c 'import time; time.sleep(60)' {marker} & sleep 1; ps -ww -eo args",
                tmp_path, 20, sandbox=sh.Sandbox())
     assert r.returncode == 0 and marker in r.stdout  # it was running inside
     time.sleep(0.5)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
     assert marker not in ps
 
 
