@@ -3,7 +3,7 @@ PY ?= python3
 APT_PACKAGES = hyperfine bubblewrap chromium linux-perf valgrind cmake ninja-build
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system python viewer browser targets llm-server repair-fixture demo test test-soak test-real-server lint
+.PHONY: setup system python viewer browser targets llm-server repair-fixture demo test test-real-server lint
 
 # llm-server (a ~15 min llama.cpp build on 2 cores) is set up by `make test-real-server`, not here: CI time.
 setup: system python viewer browser targets repair-fixture
@@ -66,14 +66,11 @@ $(FIXTURES)/$(CACHETOOLS_OLD):
 demo: setup
 	$(PY) -m agent.cli --repo loganalyzer --llm replay:targets/loganalyzer/showcase.jsonl
 
-# The whole suite but the real-server tests (they need the llama.cpp build; run them with test-real-server)
-# and the soak tests (test-soak). Two workers, one module each at a time (module-scope runs are shared);
+# The whole suite but the real-server tests (they need the llama.cpp build; run them with test-real-server).
+# Two workers, one module each at a time (module-scope runs are shared);
 # measurements from both still take turns through the host lease.
 test: setup
-	NIGHTSHIFT_REQUIRE_TOOLS=1 $(PY) -m pytest -q -n 2 --dist loadscope -m "not real_server and not soak"
-
-test-soak: setup
-	NIGHTSHIFT_REQUIRE_TOOLS=1 $(PY) -m pytest -q -m soak
+	NIGHTSHIFT_REQUIRE_TOOLS=1 $(PY) -m pytest -q -n 2 --dist loadscope -m "not real_server"
 
 test-real-server: setup llm-server
 	NIGHTSHIFT_REQUIRE_TOOLS=1 $(PY) -m pytest -q -m real_server

@@ -329,10 +329,10 @@ def stable_prefix() -> Hook:
     def probe(b: dict) -> bool:  # the one structured-output probe of a live run: no system prompt, no tools
         return ((b.get("response_format") or {}).get("json_schema") or {}).get("name") == "probe"
 
-    def hook(body: dict, srv: FakeServer) -> None:
+    def hook(body: dict, srv: FakeServer) -> None:  # plans (a JSON schema) and attempts (tools) each keep theirs
         if probe(body):
             return
-        first = next(r for r in srv.requests if not probe(r))
+        first = next(r for r in srv.requests if not probe(r) and ("tools" in r) == ("tools" in body))
 
         def prefix(b: dict) -> str:
             system = [m for m in b.get("messages", [])[:1] if m.get("role") == "system"]
