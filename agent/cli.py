@@ -22,7 +22,6 @@ from agent.config import SpecError, dump_spec, load_spec, parse_spec
 from agent.llm import LLMError
 from agent.records import RecordError, find_run, list_runs
 from agent.session import BaselineError, Options, Session, Stop
-from agent.start import close_record
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Nightshift: an overnight performance engineer. `optimize --repo PATH` starts a run.")
@@ -144,16 +143,16 @@ def _drive(session: Session) -> None:
     try:
         reason = loop.run(session)
     except BaselineError as e:
-        close_record(session, "failed", "baseline")
+        session.close("failed", "baseline")
         raise Exit(2, str(e)) from e
     except LLMError as e:  # the endpoint's patience is spent: resumable
-        close_record(session, "interrupted", "endpoint unusable")
+        session.close("interrupted", "endpoint unusable")
         raise Exit(3, str(e).replace("optimize resume RUN", f"optimize resume {session.run_id}")) from e
     except KeyboardInterrupt:
-        close_record(session, "interrupted", "interrupted")
+        session.close("interrupted", "interrupted")
         raise Exit(130, f"interrupted; continue with `optimize resume {session.run_id}`") from None
     except Exception as e:  # a bug: the record still ends with a status, and the user gets one line
-        close_record(session, "failed", f"internal error: {type(e).__name__}: {e}")
+        session.close("failed", f"internal error: {type(e).__name__}: {e}")
         raise
     _print_show(shows.show(session.store))
     if reason == "interrupted":
@@ -184,15 +183,15 @@ def repair_cmd(repo: Annotated[str, typer.Option("--repo", help="A git repo, a p
     try:
         setup = repairs.run(session)
     except BaselineError as e:
-        close_record(session, "failed", "repair rejected")
+        session.close("failed", "repair rejected")
         raise Exit(2, str(e)) from e
     except (KeyboardInterrupt, Stop):
-        close_record(session, "interrupted", "interrupted during the repair")
+        session.close("interrupted", "interrupted during the repair")
         raise Exit(130, "interrupted during the repair; nothing of your checkout was touched") from None
     except Exception as e:
-        close_record(session, "failed", f"repair: {type(e).__name__}: {e}")
+        session.close("failed", f"repair: {type(e).__name__}: {e}")
         raise
-    close_record(session, "finished", "repair done" if setup else "nothing to repair")
+    session.close("finished", "repair done" if setup else "nothing to repair")
     if setup is None:
         out.print("the unmodified code builds and passes its tests here: nothing to repair")
     else:

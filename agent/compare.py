@@ -41,7 +41,7 @@ from agent.records import (
     now_iso,
 )
 from agent.session import BaselineError, Options, Session
-from agent.start import BadInput, Source, close_record, new_session
+from agent.start import BadInput, Source, new_session
 from agent.ui import Progress
 from tools import gitops
 from tools.bench import SampleError
@@ -264,7 +264,7 @@ def run_comparison(src: Source, arms: list[ArmChoice], *, runs_dir: Path, option
             sessions.append(s)
     except BaseException:
         for s in sessions:
-            close_record(s, "failed", "the comparison could not start")
+            s.close("failed", "the comparison could not start")
             shutil.rmtree(s.store.path, ignore_errors=True)
         shutil.rmtree(path, ignore_errors=True)
         raise
@@ -307,7 +307,7 @@ def drive(path: Path, record: ComparisonRecord, sessions: list[ArmSession]) -> O
                 share_baseline(first, s, record.comparison_id)
         except BaseException as e:
             for s in sessions:
-                close_record(s, "failed", "baseline")
+                s.close("failed", "baseline")
             finish(path, record, "failed", f"baseline: {e}".splitlines()[0])
             if isinstance(e, BaselineError):  # no repair phase here: every arm must start from the same code
                 raise BaselineError(f"{e}\n(optimize compare starts from code that builds and passes its tests as "
@@ -325,7 +325,7 @@ def drive(path: Path, record: ComparisonRecord, sessions: list[ArmSession]) -> O
                     t.join(0.5)  # the main thread stays free to take signals
         except KeyboardInterrupt:  # the arms' threads end with the process; their records end now
             for s in sessions:
-                close_record(s, "interrupted", "interrupted")
+                s.close("interrupted", "interrupted")
             finish(path, record, "interrupted", "interrupted")
             raise
         statuses = [s.store.manifest().status for s in sessions]
@@ -347,10 +347,10 @@ def _arm(s: ArmSession, turns: Turns, errors: dict[str, BaseException]) -> None:
     try:
         loop.run(s)
     except LLMError as e:  # the endpoint's patience is spent: this arm's run is resumable on its own
-        close_record(s, "interrupted", "endpoint unusable")
+        s.close("interrupted", "endpoint unusable")
         errors[s.arm] = e
     except BaseException as e:
-        close_record(s, "failed", f"internal error: {type(e).__name__}: {e}")
+        s.close("failed", f"internal error: {type(e).__name__}: {e}")
         errors[s.arm] = e
     finally:
         turns.leave(s.arm)

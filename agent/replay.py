@@ -17,7 +17,7 @@ from agent.llm import Model, Reply
 from agent.llm_record import RecordingModel, ReplayModel
 from agent.records import AttemptStarted, IterationEvent, RecordError, RunStore
 from agent.session import BaselineError, Options
-from agent.start import Source, attach_model, close_record, new_session, open_model
+from agent.start import Source, attach_model, new_session, open_model
 from agent.ui import Progress
 
 
@@ -53,12 +53,12 @@ def replay(store: RunStore, *, runs_dir: Path, fork_at: int | None, llm: str | N
     if fork_at is not None:
         starts = [e for e in store.events() if isinstance(e, AttemptStarted) and e.index == fork_at]
         if not starts:
-            close_record(session, "failed", f"no attempt {fork_at} to fork at")
+            session.close("failed", f"no attempt {fork_at} to fork at")
             raise RecordError(f"run {m.run_id} has no attempt {fork_at} to fork at")
         try:
             live, _, endpoint = open_model(llm, None, session.store, options=options, api_key=api_key)
         except BaseException:
-            close_record(session, "failed", "the live endpoint for --fork-at cannot be used")
+            session.close("failed", "the live endpoint for --fork-at cannot be used")
             raise
         session.model = RecordingModel(ForkModel(ReplayModel(store.llm_path), live.inner, starts[0].llm_position),
                                        session.store.llm_path)
@@ -68,13 +68,13 @@ def replay(store: RunStore, *, runs_dir: Path, fork_at: int | None, llm: str | N
     try:
         reason = loop.run(session)
     except BaselineError as e:  # the base commit no longer builds or passes here: a finished replay says so
-        close_record(session, "failed", "baseline")
+        session.close("failed", "baseline")
         raise RecordError(f"replay of {m.run_id}: {e}") from e
     except KeyboardInterrupt:
-        close_record(session, "interrupted", "interrupted")
+        session.close("interrupted", "interrupted")
         raise
     except Exception as e:
-        close_record(session, "failed", f"{type(e).__name__}: {e}")
+        session.close("failed", f"{type(e).__name__}: {e}")
         raise
     diverged = session.iteration if reason.startswith("replay diverged") else None
     again = {e.index: e for e in session.store.events() if isinstance(e, IterationEvent)}

@@ -144,11 +144,6 @@ def capabilities(model: OpenAIModel) -> dict:
             "tokenizer": model.tokenizer}
 
 
-def close_record(session: Session, status: str, reason: str) -> None:
-    """Every way out of a run leaves run.json with a final status and no lock (and no stray worktree)."""
-    session.close(status, reason)
-
-
 def new_session(src: Source, *, runs_dir: Path, llm: str | None, model_name: str | None, options: Options,
                 ui: Progress, api_key: str | None = None, run_id: str | None = None,
                 kind: type[Session] = Session) -> Session:
